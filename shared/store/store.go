@@ -1,0 +1,98 @@
+// Package store holds the snapshot store's contract. Backends (a local
+// directory, S3) live in their own packages and are opened by URL in package backend.
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+)
+
+var (
+	// ErrNotFound: no object at that key (or no state under that name).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: an object already exists at the key with different content.
+	ErrConflict = errors.New("a different object already exists at this key")
+	// ErrOutside: a location outside this store (another bucket, a key outside
+	// the prefix, or not a snapshot key). Permanent: reading again never helps.
+	ErrOutside = errors.New("location outside the configured store")
+	// ErrTooLarge: the object is larger than the caller allows. Permanent.
+	ErrTooLarge = errors.New("object too large")
+	// ErrChecksum: the object's bytes do not have the expected size or SHA-256. Permanent.
+	ErrChecksum = errors.New("checksum mismatch")
+)
+
+// Location is where an object is, as a queue message names it.
+type Location struct {
+	// Bucket is empty for stores that have none (a local directory).
+	Bucket string
+	// Key is the full object key, including any prefix of the store.
+	Key string
+}
+
+func (l Location) String() string {
+	if l.Bucket == "" {
+		return l.Key
+	}
+	return "s3://" + l.Bucket + "/" + l.Key
+}
+
+// Meta travels with a stored snapshot (as S3 object metadata, for example).
+type Meta struct {
+	Dataset       string
+	FetchedAt     time.Time
+	SHA256        string // hex SHA-256 of the stored bytes
+	FormatVersion int
+}
+
+// Object is one listed snapshot.
+type Object struct {
+	// Key is relative to the store's root: the snapshot key (see snapshot.Key).
+	Key  string
+	Size int64
+}
+
+// Store keeps snapshots (write once) and a few small named state documents (overwritable).
+type Store interface {
+	// Put stores body under key (relative to the store's root) unless an
+	// object is already there: one with the same SHA-256 counts as stored,
+	// one with a different SHA-256 is ErrConflict. A stored snapshot is never overwritten.
+	Put(ctx context.Context, key string, body []byte, meta Meta) (Location, error)
+	// Get returns the object's bytes, refusing with ErrOutside a location this
+	// store does not own and with ErrTooLarge one over maxBytes (without reading it all).
+	Get(ctx context.Context, loc Location, maxBytes int64) ([]byte, error)
+	// Locate is the location of a key relative to the store's root.
+	Locate(key string) Location
+	// List calls fn for each object whose key starts with prefix and sorts
+	// after startAfter, in key order (which is fetch-time order).
+	List(ctx context.Context, prefix, startAfter string, fn func(Object) error) error
+	// ReadState returns the named state document, or ErrNotFound.
+	ReadState(ctx context.Context, name string) ([]byte, error)
+	// WriteState replaces the named state document.
+	WriteState(ctx context.Context, name string, body []byte) error
+	// String is the store's URL, for logs.
+	String() string
+}
+
+// Fetch reads the object at loc and checks its size and SHA-256, so nothing
+// unverified is ever parsed or applied.
+func Fetch(ctx context.Context, s Store, loc Location, size int64, sha256hex string, maxBytes int64) ([]byte, error) {
+	if size > maxBytes {
+		return nil, fmt.Errorf("get %s: %w: %d bytes announced, at most %d allowed", loc, ErrTooLarge, size, maxBytes)
+	}
+	data, err := s.Get(ctx, loc, maxBytes)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", loc, err)
+	}
+	if int64(len(data)) != size {
+		return nil, fmt.Errorf("get %s: %w: %d bytes, message says %d", loc, ErrChecksum, len(data), size)
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != sha256hex {
+		return nil, fmt.Errorf("get %s: %w: sha256 %s, message says %s", loc, ErrChecksum, got, sha256hex)
+	}
+	return data, nil
+}
