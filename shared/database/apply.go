@@ -1,0 +1,255 @@
+package database
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
+)
+
+// Input is one parsed snapshot to apply.
+type Input struct {
+	// Key identifies the snapshot (its store key); the ledger's primary key.
+	Key string
+	// SHA256 is the hex checksum of the stored snapshot. It covers the fetch
+	// time, so equal checksums mean the same fetch stored twice.
+	SHA256  string
+	Dataset feed.Dataset
+	// FetchedAt is the observation time of every row. Stored to the second.
+	FetchedAt    time.Time
+	Lots         []feed.LotRow
+	Availability []feed.AvailabilityRow
+	// AllowMassDelete lets a lots snapshot remove more than half the active lots.
+	AllowMassDelete bool
+}
+
+// Outcome is what became of a snapshot.
+type Outcome string
+
+const (
+	// Applied: the snapshot's rows are in the database.
+	Applied Outcome = "applied"
+	// Duplicate: the same content (sha256) was already applied under another key.
+	Duplicate Outcome = "duplicate"
+	// Superseded: a lots snapshot older than the newest applied one. Its rows
+	// refined the history (lot_versions, created/deleted times) only.
+	Superseded Outcome = "superseded"
+	// Refused: nothing was applied; Reason says why. The key may be applied again.
+	Refused Outcome = "refused"
+)
+
+// Quality counts what a snapshot's rows looked like. It is stored as JSON in
+// the ledger (snapshots.quality).
+type Quality struct {
+	// Rows is the number of rows in the snapshot, duplicates included.
+	Rows int `json:"rows"`
+	// DuplicateIDs counts rows whose ID appeared earlier in the snapshot; the
+	// last row of an ID wins.
+	DuplicateIDs int `json:"duplicate_ids"`
+	// EmptyIDs counts rows without an ID; they are ignored.
+	EmptyIDs     int                  `json:"empty_ids,omitempty"`
+	Lots         *LotsQuality         `json:"lots,omitempty"`
+	Availability *AvailabilityQuality `json:"availability,omitempty"`
+}
+
+// LotsQuality is the lots-specific part of Quality.
+type LotsQuality struct {
+	// Active is the number of distinct lots in the snapshot.
+	Active int `json:"active"`
+	// Appeared and Disappeared compare with the previous applied lots snapshot
+	// in fetch time (not in arrival order).
+	Appeared    int `json:"appeared"`
+	Disappeared int `json:"disappeared"`
+	// LotsWithoutPosition counts lots geo.Locate could not place.
+	LotsWithoutPosition int `json:"lots_without_position"`
+	// WithoutPositionByReason splits LotsWithoutPosition by geo's note.
+	WithoutPositionByReason map[string]int `json:"without_position_by_reason,omitempty"`
+}
+
+// AvailabilityQuality is the availability-specific part of Quality.
+type AvailabilityQuality struct {
+	// Valid counts distinct lots with a value >= 0 (stored observations).
+	Valid int `json:"valid"`
+	// Unknown counts distinct lots whose value is negative (-9: no live
+	// figure) or not an integer. UnknownShare is Unknown / (Valid + Unknown).
+	Unknown      int     `json:"unknown"`
+	UnknownShare float64 `json:"unknown_share"`
+	// UnknownLotIDs counts IDs that are not in parking_lots (stored anyway).
+	UnknownLotIDs int `json:"unknown_lot_ids"`
+	// UnknownLotIDSample lists up to 10 of them, sorted.
+	UnknownLotIDSample []string `json:"unknown_lot_id_sample,omitempty"`
+}
+
+// Result reports what Apply did with one Input.
+type Result struct {
+	Key     string
+	Outcome Outcome
+	// AlreadyApplied: the key was already in the ledger (applied, duplicate or
+	// superseded) and nothing was touched. Outcome is the recorded one.
+	AlreadyApplied bool
+	Reason         string
+	// Rows is the number of rows in the snapshot.
+	Rows int
+	// Changed counts rows inserted, updated or deleted in user-facing tables.
+	Changed int
+	Quality Quality
+}
+
+// Apply applies every input in one transaction, writing each input's ledger
+// row in that same transaction: either all of them are recorded with their
+// effects, or none is. Inputs may be in any order and may repeat; the
+// resulting data depends only on the set of snapshots applied.
+//
+// An error means nothing was committed; refusals are results, not errors.
+func (db *DB) Apply(ctx context.Context, in ...Input) ([]Result, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+
+	results := make([]Result, 0, len(in))
+	a := &applier{db: db, newIDs: map[string]int64{}, stmts: map[string]*sql.Stmt{}}
+	err := db.withTx(ctx, func(tx *sql.Tx) error {
+		a.tx = tx
+		defer a.closeStmts()
+		for _, x := range in {
+			r, err := a.apply(ctx, x)
+			if err != nil {
+				return fmt.Errorf("apply %s: %w", x.Key, err)
+			}
+			results = append(results, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Ordinals created in the transaction are real only now that it committed.
+	for id, n := range a.newIDs {
+		db.lotIDs[id] = n
+	}
+	return results, nil
+}
+
+// applier carries one Apply transaction's state: the transaction, its
+// prepared statements (reused across inputs), and lot_ids rows it created.
+type applier struct {
+	db     *DB
+	tx     *sql.Tx
+	stmts  map[string]*sql.Stmt
+	newIDs map[string]int64
+	// knownLots caches parking_lots IDs for availability quality; reset when a
+	// lots snapshot changes parking_lots in this transaction.
+	knownLots map[string]bool
+}
+
+// stmt returns a prepared statement for query, prepared once per transaction.
+func (a *applier) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s, ok := a.stmts[query]; ok {
+		return s, nil
+	}
+	s, err := a.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	a.stmts[query] = s
+	return s, nil
+}
+
+func (a *applier) exec(ctx context.Context, query string, args ...any) (int, error) {
+	s, err := a.stmt(ctx, query)
+	if err != nil {
+		return 0, err
+	}
+	res, err := s.ExecContext(ctx, args...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+func (a *applier) closeStmts() {
+	for _, s := range a.stmts {
+		s.Close()
+	}
+}
+
+func (a *applier) apply(ctx context.Context, x Input) (Result, error) {
+	if x.Key == "" {
+		return Result{}, errors.New("empty key")
+	}
+	r := Result{Key: x.Key}
+
+	prev, found, err := a.ledgerOutcome(ctx, x.Key)
+	if err != nil {
+		return r, err
+	}
+	if found && prev != Refused {
+		r.Outcome, r.AlreadyApplied = prev, true
+		return r, nil
+	}
+
+	switch {
+	case x.Dataset != feed.Lots && x.Dataset != feed.Availability:
+		r.Outcome, r.Reason = Refused, fmt.Sprintf("unknown dataset %q", x.Dataset)
+	case x.FetchedAt.IsZero():
+		r.Outcome, r.Reason = Refused, "no fetch time"
+	}
+	if r.Outcome == "" && x.SHA256 != "" {
+		dup, err := a.sameContent(ctx, x)
+		if err != nil {
+			return r, err
+		}
+		if dup != "" {
+			r.Outcome, r.Reason = Duplicate, "same sha256 as "+dup
+		}
+	}
+	if r.Outcome == "" {
+		switch x.Dataset {
+		case feed.Lots:
+			r.Rows = len(x.Lots)
+			err = a.applyLots(ctx, x, &r)
+		case feed.Availability:
+			r.Rows = len(x.Availability)
+			err = a.applyAvailability(ctx, x, &r)
+		}
+		if err != nil {
+			return r, err
+		}
+	} else {
+		r.Rows = len(x.Lots) + len(x.Availability)
+	}
+	if err := a.record(ctx, x, r); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// record writes the ledger row. A refused key may come back and be applied:
+// its row is then replaced.
+func (a *applier) record(ctx context.Context, x Input, r Result) error {
+	q, err := json.Marshal(r.Quality)
+	if err != nil {
+		return fmt.Errorf("quality json: %w", err)
+	}
+	t := x.FetchedAt.Unix()
+	_, err = a.exec(ctx, `INSERT INTO snapshots
+		(key, dataset, sha256, fetched_at, fetched_unix, applied_at, rows, changed, outcome, reason, quality)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET dataset = excluded.dataset, sha256 = excluded.sha256,
+			fetched_at = excluded.fetched_at, fetched_unix = excluded.fetched_unix,
+			applied_at = excluded.applied_at, rows = excluded.rows, changed = excluded.changed,
+			outcome = excluded.outcome, reason = excluded.reason, quality = excluded.quality`,
+		x.Key, string(x.Dataset), x.SHA256, formatUnix(t), t, formatTime(a.db.now()),
+		r.Rows, r.Changed, string(r.Outcome), r.Reason, string(q))
+	if err != nil {
+		return fmt.Errorf("record in ledger: %w", err)
+	}
+	return nil
+}

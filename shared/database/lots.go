@@ -1,0 +1,378 @@
+package database
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/geo"
+)
+
+// attrs are a lot's raw attribute strings, in lot_versions column order.
+type attrs [13]string
+
+const attrColumns = "area, name, type, summary, address, tel, pay_ex, service_time, tw97x, tw97y, total_car, total_motor, total_bike"
+
+func attrsOf(r feed.LotRow) attrs {
+	return attrs{r.Area, r.Name, r.Type, r.Summary, r.Address, r.Tel, r.PayEx, r.ServiceTime,
+		r.TW97X, r.TW97Y, r.TotalCar, r.TotalMotor, r.TotalBike}
+}
+
+// lotState is a lot's state at one snapshot: present with attributes, or absent.
+// Absent states always carry zero attributes so that == compares states.
+type lotState struct {
+	present bool
+	a       attrs
+}
+
+var absent = lotState{}
+
+// applyLots inserts a lots snapshot into the lot history at its fetch time and
+// re-derives parking_lots for the lots whose history changed.
+//
+// lot_versions is the run-length encoding of each lot's state over the applied
+// lots snapshots in fetch-time order. Inserting a snapshot at t only touches
+// rows at t and at the next applied snapshot time: the state at t may now differ
+// from t's predecessor (row at t), and the next snapshot's state must be compared
+// with t's instead of with the predecessor (row at next). The result is the same
+// whatever order the snapshots arrive in. At one second the greatest key wins.
+func (a *applier) applyLots(ctx context.Context, x Input, r *Result) error {
+	snap := map[string]attrs{}
+	q := Quality{Rows: len(x.Lots)}
+	lq := &LotsQuality{WithoutPositionByReason: map[string]int{}}
+	q.Lots = lq
+	for _, row := range x.Lots {
+		id := strings.TrimSpace(row.ID)
+		if id == "" {
+			q.EmptyIDs++
+			continue
+		}
+		if _, dup := snap[id]; dup {
+			q.DuplicateIDs++
+		}
+		snap[id] = attrsOf(row) // The last row of an ID wins.
+	}
+	for _, at := range snap {
+		if p := geo.Locate(at[8], at[9]); !p.OK {
+			lq.LotsWithoutPosition++
+			lq.WithoutPositionByReason[p.Note]++
+		}
+	}
+	if len(lq.WithoutPositionByReason) == 0 {
+		lq.WithoutPositionByReason = nil
+	}
+	lq.Active = len(snap)
+	r.Quality = q
+	if len(snap) == 0 {
+		r.Outcome, r.Reason = Refused, "no lots rows"
+		return nil
+	}
+
+	t := x.FetchedAt.Unix()
+	ts := formatUnix(t)
+	nb, err := a.lotsNeighbours(ctx, t)
+	if err != nil {
+		return err
+	}
+
+	prev, err := a.statesBefore(ctx, ts)
+	if err != nil {
+		return err
+	}
+	activePrev := 0
+	for id, s := range prev {
+		if !s.present {
+			continue
+		}
+		activePrev++
+		if _, ok := snap[id]; !ok {
+			lq.Disappeared++
+		}
+	}
+	for id := range snap {
+		if !prev[id].present {
+			lq.Appeared++
+		}
+	}
+	r.Quality = q
+
+	if nb.sameKey.Valid && nb.sameKey.String > x.Key {
+		r.Outcome = Superseded
+		r.Reason = fmt.Sprintf("lots snapshot %s fetched in the same second takes precedence", nb.sameKey.String)
+		return nil
+	}
+	if !x.AllowMassDelete && lq.Disappeared*2 > activePrev {
+		r.Outcome = Refused
+		r.Reason = fmt.Sprintf("would remove %d of %d active lots (more than half); allow mass delete if this is real",
+			lq.Disappeared, activePrev)
+		return nil
+	}
+	r.Outcome = Applied
+	if nb.newest.Valid && t < nb.newest.Int64 {
+		r.Outcome = Superseded
+		r.Reason = "older than the newest applied lots snapshot (" + formatUnix(nb.newest.Int64) + "); history refined"
+	}
+
+	atT, err := a.statesAt(ctx, ts)
+	if err != nil {
+		return err
+	}
+	var nextTS string
+	var atNext map[string]lotState
+	if nb.next.Valid {
+		nextTS = formatUnix(nb.next.Int64)
+		if atNext, err = a.statesAt(ctx, nextTS); err != nil {
+			return err
+		}
+	}
+
+	candidates := map[string]bool{}
+	for id := range snap {
+		candidates[id] = true
+	}
+	for id, s := range prev {
+		if s.present {
+			candidates[id] = true
+		}
+	}
+	for id := range atT {
+		candidates[id] = true
+	}
+	for id := range atNext {
+		candidates[id] = true
+	}
+	ids := make([]string, 0, len(candidates))
+	for id := range candidates {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+
+	var affected []string
+	for _, id := range ids {
+		sPrev := prev[id]
+		sT := absent
+		if at, ok := snap[id]; ok {
+			sT = lotState{present: true, a: at}
+		}
+		oldT, hadT := atT[id]
+		if !hadT {
+			oldT = sPrev
+		}
+		changed := 0
+		n, err := a.setVersion(ctx, id, ts, sT, hadT, sT != sPrev, oldT)
+		if err != nil {
+			return err
+		}
+		changed += n
+		if nb.next.Valid {
+			sNext, hadNext := atNext[id]
+			if !hadNext {
+				sNext = oldT
+			}
+			n, err := a.setVersion(ctx, id, nextTS, sNext, hadNext, sNext != sT, sNext)
+			if err != nil {
+				return err
+			}
+			changed += n
+		}
+		if changed > 0 {
+			r.Changed += changed
+			affected = append(affected, id)
+		}
+	}
+	for _, id := range affected {
+		n, err := a.deriveLot(ctx, id)
+		if err != nil {
+			return err
+		}
+		r.Changed += n
+	}
+	if len(affected) > 0 {
+		a.knownLots = nil
+	}
+	return nil
+}
+
+// setVersion makes lot_versions hold a row (id, at) with state want iff
+// wantRow, given whether a row existed and what it held. It returns the number
+// of rows written or deleted.
+func (a *applier) setVersion(ctx context.Context, id, at string, want lotState, had, wantRow bool, old lotState) (int, error) {
+	switch {
+	case wantRow && (!had || old != want):
+		args := make([]any, 0, 16)
+		args = append(args, id, at, want.present)
+		for _, v := range want.a {
+			args = append(args, v)
+		}
+		if _, err := a.exec(ctx, `INSERT OR REPLACE INTO lot_versions (parking_id, effective_at, present, `+attrColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
+			return 0, fmt.Errorf("write version %s@%s: %w", id, at, err)
+		}
+		return 1, nil
+	case !wantRow && had:
+		if _, err := a.exec(ctx, "DELETE FROM lot_versions WHERE parking_id = ? AND effective_at = ?", id, at); err != nil {
+			return 0, fmt.Errorf("delete version %s@%s: %w", id, at, err)
+		}
+		return 1, nil
+	}
+	return 0, nil
+}
+
+// statesBefore returns every lot's state just before time ts: its latest
+// version row before ts.
+func (a *applier) statesBefore(ctx context.Context, ts string) (map[string]lotState, error) {
+	return a.queryStates(ctx, `SELECT v.parking_id, v.present, `+prefixed("v.", attrColumns)+`
+		FROM lot_versions v
+		JOIN (SELECT parking_id, max(effective_at) AS m FROM lot_versions WHERE effective_at < ?1 GROUP BY parking_id) l
+		  ON v.parking_id = l.parking_id AND v.effective_at = l.m`, ts)
+}
+
+// statesAt returns the version rows at exactly ts.
+func (a *applier) statesAt(ctx context.Context, ts string) (map[string]lotState, error) {
+	return a.queryStates(ctx, `SELECT parking_id, present, `+attrColumns+` FROM lot_versions WHERE effective_at = ?1`, ts)
+}
+
+func (a *applier) queryStates(ctx context.Context, query string, args ...any) (map[string]lotState, error) {
+	s, err := a.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read lot versions: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]lotState{}
+	for rows.Next() {
+		var id string
+		var st lotState
+		dest := []any{&id, &st.present}
+		for i := range st.a {
+			dest = append(dest, &st.a[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("read lot versions: %w", err)
+		}
+		if !st.present {
+			st = absent
+		}
+		out[id] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read lot versions: %w", err)
+	}
+	return out, nil
+}
+
+func prefixed(prefix, columns string) string {
+	cols := strings.Split(columns, ", ")
+	for i := range cols {
+		cols[i] = prefix + cols[i]
+	}
+	return strings.Join(cols, ", ")
+}
+
+// lotColumns are parking_lots' columns after id, in upsert order.
+var lotColumns = []string{"area", "name", "type", "summary", "address", "tel", "pay_ex", "service_time",
+	"tw97x", "tw97y", "total_car", "total_motor", "total_bike", "created_at", "updated_at", "deleted_at",
+	"lon", "lat", "coord_note"}
+
+func upsertLotSQL() string {
+	var set, differ []string
+	for _, c := range lotColumns {
+		set = append(set, c+" = excluded."+c)
+		differ = append(differ, c+" IS NOT excluded."+c)
+	}
+	return "INSERT INTO parking_lots (id, " + strings.Join(lotColumns, ", ") + ") VALUES (?" +
+		strings.Repeat(", ?", len(lotColumns)) + ") ON CONFLICT (id) DO UPDATE SET " + strings.Join(set, ", ") +
+		" WHERE " + strings.Join(differ, " OR ")
+}
+
+// deriveLot recomputes a lot's parking_lots row from its history and returns
+// 1 if the row changed. The row is a function of lot_versions alone.
+func (a *applier) deriveLot(ctx context.Context, id string) (int, error) {
+	s, err := a.stmt(ctx, `SELECT effective_at, present, `+attrColumns+`
+		FROM lot_versions WHERE parking_id = ? ORDER BY effective_at`)
+	if err != nil {
+		return 0, err
+	}
+	rows, err := s.QueryContext(ctx, id)
+	if err != nil {
+		return 0, fmt.Errorf("derive lot %s: %w", id, err)
+	}
+	var created, updated, lastAt string
+	var lastPresent, seen bool
+	var latest attrs
+	for rows.Next() {
+		var at string
+		var st lotState
+		dest := []any{&at, &st.present}
+		for i := range st.a {
+			dest = append(dest, &st.a[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("derive lot %s: %w", id, err)
+		}
+		seen = true
+		lastAt, lastPresent = at, st.present
+		if st.present {
+			if created == "" {
+				created = at
+			}
+			updated, latest = at, st.a
+		}
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return 0, fmt.Errorf("derive lot %s: %w", id, err)
+	}
+	if !seen || created == "" {
+		n, err := a.exec(ctx, "DELETE FROM parking_lots WHERE id = ?", id)
+		if err != nil {
+			return 0, fmt.Errorf("derive lot %s: %w", id, err)
+		}
+		return n, nil
+	}
+	var deleted any
+	if !lastPresent {
+		deleted = lastAt
+	}
+	pos := geo.Locate(latest[8], latest[9])
+	var lon, lat any
+	if pos.OK {
+		lon, lat = pos.Lon, pos.Lat
+	}
+	n, err := a.exec(ctx, upsertLotSQL(), id,
+		latest[0], latest[1], latest[2], latest[3], latest[4], latest[5], latest[6], latest[7],
+		parseReal(latest[8]), parseReal(latest[9]),
+		parseCount(latest[10]), parseCount(latest[11]), parseCount(latest[12]),
+		created, updated, deleted, lon, lat, pos.Note)
+	if err != nil {
+		return 0, fmt.Errorf("derive lot %s: %w", id, err)
+	}
+	return n, nil
+}
+
+// parseReal returns the raw coordinate as a number, or NULL.
+func parseReal(s string) any {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil
+	}
+	return f
+}
+
+// parseCount follows the original project: empty or not a number counts as 0.
+func parseCount(s string) int64 {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
