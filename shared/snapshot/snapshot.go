@@ -218,3 +218,17 @@ func ParseKey(key string) (KeyInfo, error) {
 	}
 	return KeyInfo{Dataset: feed.Dataset(m[1]), FetchedAt: t, SHAPrefix: m[6]}, nil
 }
+
+// LogicalKey strips a store prefix from a full object key: a snapshot key is
+// always its last five path segments (dataset/YYYY/MM/DD/file).
+func LogicalKey(fullKey string) (string, error) {
+	parts := strings.Split(fullKey, "/")
+	if len(parts) < 5 {
+		return "", fmt.Errorf("key %q is not a snapshot key", fullKey)
+	}
+	key := strings.Join(parts[len(parts)-5:], "/")
+	if _, err := ParseKey(key); err != nil {
+		return "", err
+	}
+	return key, nil
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/parking-newtaipei/parking-newtaipei/shared/backend"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/extract"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/fetch"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/healthping"
+)
+
+func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
+	var (
+		cfg             Config
+		dataset, format string
+		force, dryRun   bool
+	)
+	f := cli.NewFlags("extractor fetch", env, stderr)
+	cfg.bind(f)
+	f.String(&dataset, "dataset", "", "", "dataset to fetch: lots or availability (required)")
+	f.String(&format, "format", "", "json", "endpoint: json (paged, the default) or csv (the whole-file download)")
+	f.Bool(&force, "force", "", false, "store and enqueue lots even when unchanged since the last stored snapshot")
+	f.Bool(&dryRun, "dry-run", "", false, "fetch and validate, print what would be stored, write nothing")
+	if err := f.Parse(args); err != nil {
+		return usageError(stderr, err)
+	}
+	d, err := feed.ParseDataset(dataset)
+	if err != nil {
+		return usageError(stderr, fmt.Errorf("-dataset: %w", err))
+	}
+	fm, err := feed.ParseFormat(format)
+	if err != nil {
+		return usageError(stderr, fmt.Errorf("-format: %w", err))
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError(stderr, err)
+	}
+	log, err := cfg.logger(stderr)
+	if err != nil {
+		return usageError(stderr, err)
+	}
+	pingURL := cfg.PingAvailability
+	if d == feed.Lots {
+		pingURL = cfg.PingLots
+	}
+	pinger := healthping.Pinger{Logger: log}
+
+	res, err := fetchOnce(ctx, cfg, log, extract.Request{Dataset: d, Format: fm, Force: force, DryRun: dryRun})
+	switch {
+	case errors.Is(err, extract.ErrUnchanged):
+		printJSON(stdout, res)
+		if !dryRun {
+			pinger.Ping(ctx, pingURL, false, "lots unchanged; skipped")
+		}
+		return cli.ExitSkipped
+	case err != nil:
+		log.Error("fetch failed", "dataset", string(d), "err", err)
+		if !dryRun {
+			pinger.Ping(ctx, pingURL, true, err.Error())
+		}
+		return cli.ExitError
+	}
+	printJSON(stdout, res)
+	if dryRun {
+		log.Info("dry run: nothing stored", "dataset", string(d), "key", res.Key, "rows", res.Rows, "size", res.Size)
+		return cli.ExitOK
+	}
+	log.Info("snapshot stored and enqueued", "dataset", string(d), "key", res.Key, "rows", res.Rows,
+		"size", res.Size, "responses", res.Responses, "sha256", res.SHA256)
+	pinger.Ping(ctx, pingURL, false, fmt.Sprintf("stored %s (%d rows)", res.Key, res.Rows))
+	return cli.ExitOK
+}
+
+// fetchOnce opens the backends a fetch needs and runs one job. A dry run
+// never opens the queue.
+func fetchOnce(ctx context.Context, cfg Config, log *slog.Logger, req extract.Request) (extract.Result, error) {
+	fetcher, err := fetch.New(fetch.Config{BaseURL: cfg.FeedBaseURL, Logger: log})
+	if err != nil {
+		return extract.Result{}, err
+	}
+	st, err := backend.OpenStore(ctx, cfg.Store, backend.Options{Logger: log})
+	if err != nil {
+		return extract.Result{}, err
+	}
+	job := &extract.Job{Fetcher: fetcher, Store: st, Logger: log}
+	if !req.DryRun {
+		q, err := backend.OpenQueue(ctx, cfg.Queue, backend.Options{Logger: log})
+		if err != nil {
+			return extract.Result{}, err
+		}
+		defer q.Close()
+		job.Queue = q
+	}
+	return job.Run(ctx, req)
+}
+
+func printJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func usageError(stderr io.Writer, err error) int {
+	fmt.Fprintln(stderr, "extractor:", err)
+	return cli.ExitError
+}

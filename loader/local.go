@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/consume"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/extract"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/fetch"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/healthping"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/schedule"
+)
+
+// runLocal runs the whole pipeline in one process with no AWS account: the
+// built-in schedule runs the extractor's job, and the loader consumes the
+// same embedded queue. It is the README's first command.
+func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
+	var (
+		cfg                  Config
+		availabilityEvery    time.Duration
+		lotsHour, lotsMinute int
+	)
+	f := cli.NewFlags("loader local", env, stderr)
+	cfg.bindCommon(f)
+	cfg.bindConsume(f)
+	f.String(&cfg.FeedBaseURL, "feed-base-url", "PARKING_FEED_BASE_URL", "https://data.ntpc.gov.tw", "base URL of the city's open-data platform")
+	f.Duration(&availabilityEvery, "availability-every", "PARKING_AVAILABILITY_EVERY", 5*time.Minute, "fetch the live feed this often, aligned to the clock")
+	f.Int(&lotsHour, "lots-hour", "PARKING_LOTS_HOUR", 2, "fetch the lots daily at this hour, Asia/Taipei")
+	f.Int(&lotsMinute, "lots-minute", "PARKING_LOTS_MINUTE", 0, "... and this minute")
+	if err := f.Parse(args); err != nil {
+		return usageError(stderr, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError(stderr, err)
+	}
+	if availabilityEvery < time.Minute || lotsHour < 0 || lotsHour > 23 || lotsMinute < 0 || lotsMinute > 59 {
+		return usageError(stderr, errors.New("-availability-every must be at least 1m; -lots-hour 0-23; -lots-minute 0-59"))
+	}
+	log, err := cli.NewLogger(stderr, cfg.LogLevel)
+	if err != nil {
+		return usageError(stderr, err)
+	}
+	l, err := open(ctx, cfg, log)
+	if err != nil {
+		log.Error("loader local", "err", err)
+		return cli.ExitError
+	}
+	defer l.Close()
+	fetcher, err := fetch.New(fetch.Config{BaseURL: cfg.FeedBaseURL, Logger: log})
+	if err != nil {
+		log.Error("loader local", "err", err)
+		return cli.ExitError
+	}
+	job := &extract.Job{Fetcher: fetcher, Store: l.store, Queue: l.queue, Logger: log}
+	pinger := healthping.Pinger{Logger: log}
+	fetchJob := func(d feed.Dataset, pingURL string) func(context.Context) error {
+		return func(ctx context.Context) error {
+			res, err := job.Run(ctx, extract.Request{Dataset: d, Format: feed.JSON})
+			switch {
+			case errors.Is(err, extract.ErrUnchanged):
+				pinger.Ping(ctx, pingURL, false, "lots unchanged; skipped")
+				return nil
+			case err != nil:
+				pinger.Ping(ctx, pingURL, true, err.Error())
+				return err
+			}
+			log.Info("snapshot stored and enqueued", "dataset", string(d), "key", res.Key, "rows", res.Rows)
+			pinger.Ping(ctx, pingURL, false, "stored "+res.Key)
+			return nil
+		}
+	}
+	log.Info("local pipeline started", "version", version, "db", cfg.DB, "store", l.store.String(), "queue", l.queue.String(), "feed", cfg.FeedBaseURL)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		schedule.Run(gctx, log, nil,
+			schedule.Job{
+				Name: "lots", Spec: schedule.Daily{Hour: lotsHour, Minute: lotsMinute, Loc: schedule.Taipei},
+				// A new database has no lots: fetch them at once rather than at 02:00.
+				AtStart: func(ctx context.Context) bool {
+					st, err := l.db.Stats(ctx)
+					return err != nil || st.Lots.Total == 0
+				},
+				Run: fetchJob(feed.Lots, env("HEALTHCHECK_PARKING_URL")),
+			},
+			schedule.Job{
+				Name: "availability", Spec: schedule.Every{D: availabilityEvery},
+				AtStart: func(context.Context) bool { return true },
+				Run:     fetchJob(feed.Availability, env("HEALTHCHECK_AVAILABILITY_URL")),
+			},
+		)
+		return nil
+	})
+	g.Go(func() error {
+		return consume.Run(gctx, l.consumeConfig())
+	})
+	if err := g.Wait(); err != nil {
+		log.Error("local pipeline stopped", "err", err)
+		return cli.ExitError
+	}
+	log.Info("local pipeline stopped")
+	return cli.ExitOK
+}

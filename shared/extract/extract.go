@@ -1,0 +1,176 @@
+// Package extract holds the extractor's job: fetch one dataset, store the raw
+// snapshot, then enqueue one message pointing at it. It never touches the database.
+package extract
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/message"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
+)
+
+// ErrUnchanged says a lots fetch equals the last stored one: nothing was
+// stored or enqueued (the extractor exits 2, like the original's skip).
+var ErrUnchanged = errors.New("lots unchanged since the last stored snapshot")
+
+// Fetcher fetches one dataset as a snapshot (package fetch implements it).
+type Fetcher interface {
+	Fetch(ctx context.Context, d feed.Dataset, f feed.Format) (*snapshot.Snapshot, int, error)
+}
+
+// Job wires a fetcher to a store and a queue.
+type Job struct {
+	Fetcher Fetcher
+	Store   store.Store
+	Queue   queue.Queue
+	Logger  *slog.Logger
+}
+
+// Request is what one run does.
+type Request struct {
+	Dataset feed.Dataset
+	Format  feed.Format
+	// Force stores and enqueues a lots fetch even when it is unchanged.
+	Force bool
+	// DryRun fetches and validates but writes nothing.
+	DryRun bool
+}
+
+// Result says what a run did.
+type Result struct {
+	Dataset     feed.Dataset `json:"dataset"`
+	Key         string       `json:"key"`
+	Location    string       `json:"location,omitempty"`
+	SHA256      string       `json:"sha256"`
+	Size        int64        `json:"size"`
+	Rows        int          `json:"rows"`
+	Responses   int          `json:"responses"`
+	FetchedAt   time.Time    `json:"fetched_at"`
+	ContentHash string       `json:"content_hash,omitempty"`
+	Stored      bool         `json:"stored"`
+	Enqueued    bool         `json:"enqueued"`
+}
+
+// lotsState is the store's record of the last stored lots snapshot, read to
+// skip an unchanged fetch.
+type lotsState struct {
+	ContentHash string    `json:"content_hash"`
+	Key         string    `json:"key"`
+	FetchedAt   time.Time `json:"fetched_at"`
+}
+
+const lotsStateName = "lots-content"
+
+// Run fetches, stores and enqueues. With a lots fetch equal to the last
+// stored one (and no Force) it returns the result with ErrUnchanged.
+func (j *Job) Run(ctx context.Context, req Request) (Result, error) {
+	log := j.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	snap, rows, err := j.Fetcher.Fetch(ctx, req.Dataset, req.Format)
+	if err != nil {
+		return Result{Dataset: req.Dataset}, err
+	}
+	res, data, err := Prepare(snap, rows)
+	if err != nil {
+		return res, err
+	}
+	if req.Dataset == feed.Lots {
+		lots, err := snap.Lots()
+		if err != nil {
+			return res, fmt.Errorf("parse lots snapshot: %w", err)
+		}
+		res.ContentHash = feed.LotsContentHash(lots)
+		if !req.Force {
+			prev, err := j.lastLots(ctx)
+			if err != nil {
+				return res, err
+			}
+			if prev != nil && prev.ContentHash == res.ContentHash {
+				log.Info("lots unchanged; nothing stored", "content_hash", res.ContentHash, "last_key", prev.Key, "rows", rows)
+				return res, ErrUnchanged
+			}
+		}
+	}
+	if req.DryRun {
+		return res, nil
+	}
+	if err := j.Publish(ctx, &res, data, snap); err != nil {
+		return res, err
+	}
+	if req.Dataset == feed.Lots {
+		st, _ := json.Marshal(lotsState{ContentHash: res.ContentHash, Key: res.Key, FetchedAt: res.FetchedAt})
+		if err := j.Store.WriteState(ctx, lotsStateName, st); err != nil {
+			// The snapshot is stored and enqueued; the only cost is that the
+			// next unchanged fetch is stored again (and the loader marks it duplicate).
+			log.Warn("could not record the lots content hash", "store", j.Store.String(), "err", err)
+		}
+	}
+	return res, nil
+}
+
+// Prepare encodes a fetched snapshot and describes it.
+func Prepare(snap *snapshot.Snapshot, rows int) (Result, []byte, error) {
+	res := Result{Dataset: snap.Dataset, Rows: rows, Responses: len(snap.Responses), FetchedAt: snap.FetchedAt}
+	data, sum, err := snapshot.Encode(snap)
+	if err != nil {
+		return res, nil, fmt.Errorf("encode %s snapshot: %w", snap.Dataset, err)
+	}
+	res.SHA256, res.Size = sum, int64(len(data))
+	res.Key = snapshot.Key(snap.Dataset, snap.FetchedAt, sum)
+	return res, data, nil
+}
+
+// Publish stores an encoded snapshot, then enqueues its message. A put that
+// finds the same object already stored (a retried run) counts as stored.
+func (j *Job) Publish(ctx context.Context, res *Result, data []byte, snap *snapshot.Snapshot) error {
+	loc, err := j.Store.Put(ctx, res.Key, data, store.Meta{
+		Dataset: string(res.Dataset), FetchedAt: res.FetchedAt, SHA256: res.SHA256, FormatVersion: snap.Version,
+	})
+	if err != nil {
+		return fmt.Errorf("store %s: %w", res.Key, err)
+	}
+	res.Stored, res.Location = true, loc.String()
+	body, err := message.Encode(Message(*res, loc))
+	if err != nil {
+		return fmt.Errorf("message for %s: %w", res.Key, err)
+	}
+	if err := j.Queue.Send(ctx, body); err != nil {
+		return fmt.Errorf("enqueue %s on %s: %w", res.Key, j.Queue.String(), err)
+	}
+	res.Enqueued = true
+	return nil
+}
+
+// Message is the queue message announcing a stored snapshot.
+func Message(res Result, loc store.Location) message.Message {
+	return message.Message{
+		Version: message.Version, Dataset: res.Dataset, Bucket: loc.Bucket, Key: loc.Key,
+		SHA256: res.SHA256, Size: res.Size, FetchedAt: res.FetchedAt, Rows: res.Rows,
+	}
+}
+
+func (j *Job) lastLots(ctx context.Context) (*lotsState, error) {
+	b, err := j.Store.ReadState(ctx, lotsStateName)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the last lots content hash from %s: %w", j.Store.String(), err)
+	}
+	var st lotsState
+	if err := json.Unmarshal(b, &st); err != nil {
+		// A damaged state document must not stop fetching: treat it as absent.
+		return nil, nil
+	}
+	return &st, nil
+}
