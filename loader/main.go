@@ -32,9 +32,13 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve": {"consume the queue and apply snapshots until stopped (-drain: until empty)", runServe},
-		"local": {"run the whole pipeline in one process: schedule, extractor, loader", runLocal},
-		"stats": {"print lots, availability and ledger statistics", runStats},
+		"serve":         {"consume the queue and apply snapshots until stopped (-drain: until empty)", runServe},
+		"local":         {"run the whole pipeline in one process: schedule, extractor, loader", runLocal},
+		"stats":         {"print lots, availability and ledger statistics", runStats},
+		"backfill":      {"apply stored snapshots of a time range straight from the store (no loader running)", runBackfill},
+		"import-legacy": {"import the original Python project's databases", runImportLegacy},
+		"export":        {"write the latest availability (json), the lots map (geojson) or a CSV", runExport},
+		"healthcheck":   {"exit 0 if the running loader answers /healthz, else 1 (for container health checks)", runHealthcheck},
 	}
 }
 
