@@ -196,10 +196,7 @@ func writeTemp(root *os.Root, dir string, body []byte) (name string, err error) 
 func sameContent(root *os.Root, key string, sum [32]byte) error {
 	f, err := root.Open(key)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return store.ErrNotFound
-		}
-		return err
+		return classify(err) // ErrNotFound: the caller goes on to write
 	}
 	defer f.Close()
 	fi, err := f.Stat()
