@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -23,9 +24,16 @@ var hostileSeeds = []string{
 }
 
 func addSeeds(f *testing.F) {
-	f.Add(readSample(f))
-	f.Add([]byte(`{"success":true,"result":{"records":` + string(readSample(f)[:4000]) + `}]}}`))
-	f.Add(csvOf(stdLots(f, readSample(f))[:20], "\r\n", lotCols))
+	// A slice of the real sample, not all of it: mutating a 350 KB input is slow
+	// and finds nothing the first rows do not.
+	rows := stdLots(f, readSample(f))[:20]
+	js, err := json.Marshal(rows)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(js)
+	f.Add([]byte(`{"success":true,"result":{"records":` + string(js) + `}}`))
+	f.Add(csvOf(rows, "\r\n", lotCols))
 	for _, s := range hostileSeeds {
 		f.Add([]byte(s))
 	}
