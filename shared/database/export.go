@@ -70,15 +70,15 @@ func (db *DB) LatestAvailability(ctx context.Context) (LatestAvailability, error
 // LotExport is one active lot with its position and latest live value, for
 // the GeoJSON and CSV exports.
 type LotExport struct {
-	ID          string
-	Area        string
-	Name        string
-	Type        string
-	Address     string
-	TotalCar    int64
-	TotalMotor  int64
-	TotalBike   int64
-	UpdatedAt   string
+	ID         string
+	Area       string
+	Name       string
+	Type       string
+	Address    string
+	TotalCar   int64
+	TotalMotor int64
+	TotalBike  int64
+	UpdatedAt  string
 	// HasPosition is false when geo.Locate could not place the lot; CoordNote says why.
 	HasPosition bool
 	Lon, Lat    float64
