@@ -198,7 +198,8 @@ func (a *applier) apply(ctx context.Context, x Input) (Result, error) {
 	switch {
 	case x.Dataset != feed.Lots && x.Dataset != feed.Availability:
 		r.Outcome, r.Reason = Refused, fmt.Sprintf("unknown dataset %q", x.Dataset)
-	case x.FetchedAt.IsZero():
+	case x.FetchedAt.Unix() <= 0:
+		// Also keeps observation keys (t << 16) positive.
 		r.Outcome, r.Reason = Refused, "no fetch time"
 	}
 	if r.Outcome == "" && x.SHA256 != "" {

@@ -91,8 +91,8 @@ func (a *applier) applyAvailability(ctx context.Context, x Input, r *Result) err
 	for _, o := range obs {
 		if o.valid {
 			// Two snapshots in the same second: the larger value wins, whatever the order.
-			n, err := a.exec(ctx, `INSERT INTO availability_obs (t, lot, v) VALUES (?, ?, ?)
-				ON CONFLICT (t, lot) DO UPDATE SET v = excluded.v WHERE excluded.v > v`, t, o.lot, o.v)
+			n, err := a.exec(ctx, `INSERT INTO availability_obs (k, v) VALUES (?, ?)
+				ON CONFLICT (k) DO UPDATE SET v = excluded.v WHERE excluded.v > v`, obsKey(t, o.lot), o.v)
 			if err != nil {
 				return fmt.Errorf("store observation %s: %w", o.id, err)
 			}
@@ -136,9 +136,20 @@ func (a *applier) lotOrdinal(ctx context.Context, id string) (int64, error) {
 	if err := s.QueryRowContext(ctx, id).Scan(&n); err != nil {
 		return 0, fmt.Errorf("new lot ordinal %s: %w", id, err)
 	}
+	if n > maxLotOrdinal {
+		return 0, fmt.Errorf("new lot ordinal %s: %d exceeds the %d that an observation key can hold", id, n, maxLotOrdinal)
+	}
 	a.newIDs[id] = n
 	return n, nil
 }
+
+// maxLotOrdinal is the largest lot_ids.n that fits the low 16 bits of an
+// observation key. The feeds have ~1,400 IDs.
+const maxLotOrdinal = 1<<16 - 1
+
+// obsKey packs a fetch second and a lot ordinal into availability_obs.k.
+// Sorting keys sorts by time, then lot.
+func obsKey(t, lot int64) int64 { return t<<16 | lot }
 
 // knownLotIDs returns the IDs in parking_lots, read once per transaction
 // unless a lots snapshot changed the table.

@@ -95,8 +95,8 @@ func (db *DB) Stats(ctx context.Context) (Stats, error) {
 		return s, fmt.Errorf("stats lots: %w", err)
 	}
 
-	rows, err := c.QueryContext(ctx, `SELECT strftime('%Y-%m', t + 28800, 'unixepoch') AS month,
-		count(*), count(DISTINCT lot), min(t), max(t) FROM availability_obs GROUP BY month ORDER BY month`)
+	rows, err := c.QueryContext(ctx, `SELECT strftime('%Y-%m', (k >> 16) + 28800, 'unixepoch') AS month,
+		count(*), count(DISTINCT k & 65535), min(k) >> 16, max(k) >> 16 FROM availability_obs GROUP BY month ORDER BY month`)
 	if err != nil {
 		return s, fmt.Errorf("stats months: %w", err)
 	}
