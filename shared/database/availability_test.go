@@ -123,7 +123,7 @@ func TestOrderInvariance(t *testing.T) {
 	for i := range 20 {
 		rows := genAvailability(13, 50, uint64(i))
 		rows = append(rows, feed.AvailabilityRow{ID: lotID(4), AvailableCar: fmt.Sprint(i)}) // duplicate ID
-		ft := at(i/2).Add(30*time.Second + time.Duration(i%2)*time.Minute)
+		ft := at(i / 2).Add(30*time.Second + time.Duration(i%2)*time.Minute)
 		if i == 19 {
 			ft = at(9).Add(30*time.Second + time.Minute) // The same second as i == 18.
 		}
