@@ -32,6 +32,8 @@ const headBytes = 64
 const maxIDLen = 16
 
 // ParseLots parses one response body of the lots feed in the given format.
+// Values are kept exactly as the feed gives them. The rows' strings share one
+// copy of body (never body itself), so holding any row holds that copy.
 func ParseLots(f Format, body []byte) ([]LotRow, error) {
 	switch f {
 	case JSON:
