@@ -146,6 +146,8 @@ type applier struct {
 	// knownLots caches parking_lots IDs for availability quality; reset when a
 	// lots snapshot changes parking_lots in this transaction.
 	knownLots map[string]bool
+	// upsertLot is the parking_lots upsert, built once.
+	upsertLot string
 }
 
 // stmt returns a prepared statement for query, prepared once per transaction.

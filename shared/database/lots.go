@@ -2,6 +2,8 @@ package database
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -225,10 +227,12 @@ func (a *applier) setVersion(ctx context.Context, id, at string, want lotState, 
 // statesBefore returns every lot's state just before time ts: its latest
 // version row before ts.
 func (a *applier) statesBefore(ctx context.Context, ts string) (map[string]lotState, error) {
+	// One primary-key seek per lot (every lot with versions has a parking_lots
+	// row), so the cost does not grow with the length of the history.
 	return a.queryStates(ctx, `SELECT v.parking_id, v.present, `+prefixed("v.", attrColumns)+`
-		FROM lot_versions v
-		JOIN (SELECT parking_id, max(effective_at) AS m FROM lot_versions WHERE effective_at < ?1 GROUP BY parking_id) l
-		  ON v.parking_id = l.parking_id AND v.effective_at = l.m`, ts)
+		FROM parking_lots p
+		JOIN lot_versions v ON v.parking_id = p.id AND v.effective_at =
+		  (SELECT max(effective_at) FROM lot_versions WHERE parking_id = p.id AND effective_at < ?1)`, ts)
 }
 
 // statesAt returns the version rows at exactly ts.
@@ -293,51 +297,39 @@ func upsertLotSQL() string {
 }
 
 // deriveLot recomputes a lot's parking_lots row from its history and returns
-// 1 if the row changed. The row is a function of lot_versions alone.
+// 1 if the row changed. The row is a function of lot_versions alone:
+// created_at is the first version (always a present one: nothing is written
+// for a lot before it first appears), the attributes and updated_at come from
+// the latest present version, deleted_at from the latest version if absent.
+// Each is a primary-key seek, independent of the history's length.
 func (a *applier) deriveLot(ctx context.Context, id string) (int, error) {
-	s, err := a.stmt(ctx, `SELECT effective_at, present, `+attrColumns+`
-		FROM lot_versions WHERE parking_id = ? ORDER BY effective_at`)
+	s, err := a.stmt(ctx, `SELECT (SELECT min(effective_at) FROM lot_versions WHERE parking_id = ?1),
+		l.effective_at, l.present, p.effective_at, `+prefixed("p.", attrColumns)+`
+		FROM (SELECT effective_at, present FROM lot_versions WHERE parking_id = ?1
+		      ORDER BY effective_at DESC LIMIT 1) l
+		JOIN (SELECT * FROM lot_versions WHERE parking_id = ?1 AND present = 1
+		      ORDER BY effective_at DESC LIMIT 1) p`)
 	if err != nil {
 		return 0, err
 	}
-	rows, err := s.QueryContext(ctx, id)
-	if err != nil {
-		return 0, fmt.Errorf("derive lot %s: %w", id, err)
-	}
-	var created, updated, lastAt string
-	var lastPresent, seen bool
+	var created, lastAt, updated string
+	var lastPresent bool
 	var latest attrs
-	for rows.Next() {
-		var at string
-		var st lotState
-		dest := []any{&at, &st.present}
-		for i := range st.a {
-			dest = append(dest, &st.a[i])
-		}
-		if err := rows.Scan(dest...); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("derive lot %s: %w", id, err)
-		}
-		seen = true
-		lastAt, lastPresent = at, st.present
-		if st.present {
-			if created == "" {
-				created = at
-			}
-			updated, latest = at, st.a
-		}
+	dest := []any{&created, &lastAt, &lastPresent, &updated}
+	for i := range latest {
+		dest = append(dest, &latest[i])
 	}
-	err = rows.Err()
-	rows.Close()
-	if err != nil {
-		return 0, fmt.Errorf("derive lot %s: %w", id, err)
-	}
-	if !seen || created == "" {
+	err = s.QueryRowContext(ctx, id).Scan(dest...)
+	if errors.Is(err, sql.ErrNoRows) {
+		// No versions left (not reachable through applyLots, kept for safety).
 		n, err := a.exec(ctx, "DELETE FROM parking_lots WHERE id = ?", id)
 		if err != nil {
 			return 0, fmt.Errorf("derive lot %s: %w", id, err)
 		}
 		return n, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("derive lot %s: %w", id, err)
 	}
 	var deleted any
 	if !lastPresent {
@@ -348,7 +340,10 @@ func (a *applier) deriveLot(ctx context.Context, id string) (int, error) {
 	if pos.OK {
 		lon, lat = pos.Lon, pos.Lat
 	}
-	n, err := a.exec(ctx, upsertLotSQL(), id,
+	if a.upsertLot == "" {
+		a.upsertLot = upsertLotSQL()
+	}
+	n, err := a.exec(ctx, a.upsertLot, id,
 		latest[0], latest[1], latest[2], latest[3], latest[4], latest[5], latest[6], latest[7],
 		parseReal(latest[8]), parseReal(latest[9]),
 		parseCount(latest[10]), parseCount(latest[11]), parseCount(latest[12]),
