@@ -251,6 +251,36 @@ func (b *Backfill) listDay(ctx context.Context, day, from, to time.Time) ([]list
 	return out, nil
 }
 
+// Listed is one stored snapshot in a range.
+type Listed struct {
+	Key  string
+	Info snapshot.KeyInfo
+	Size int64
+}
+
+// List calls fn for every snapshot of the datasets stored in st and fetched
+// in [from, to), in fetch-time order (across datasets too; lots first at the
+// same second). It lists one UTC day prefix at a time, so its memory does not
+// grow with the range.
+func List(ctx context.Context, st store.Store, datasets []feed.Dataset, from, to time.Time, fn func(Listed) error) error {
+	b := &Backfill{cfg: Config{Store: st, Datasets: datasets}}
+	if len(datasets) == 0 {
+		b.cfg.Datasets = feed.Datasets
+	}
+	for _, day := range days(from, to) {
+		ls, err := b.listDay(ctx, day, from, to)
+		if err != nil {
+			return err
+		}
+		for _, l := range ls {
+			if err := fn(Listed{Key: l.key, Info: l.info, Size: l.size}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // count lists the range once without keeping the keys, so progress can show
 // a total and an ETA. A month is ~9 list requests per dataset on S3.
 func (b *Backfill) count(ctx context.Context, from, to time.Time) (int, error) {
