@@ -52,6 +52,12 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		return cli.ExitError
 	}
 	defer l.Close()
+	cc, stopObserving, err := l.observe(ctx, stderr)
+	if err != nil {
+		log.Error("loader local", "err", err)
+		return cli.ExitError
+	}
+	defer stopObserving()
 	fetcher, err := fetch.New(fetch.Config{BaseURL: cfg.FeedBaseURL, Logger: log})
 	if err != nil {
 		log.Error("loader local", "err", err)
@@ -98,7 +104,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		return nil
 	})
 	g.Go(func() error {
-		return consume.Run(gctx, l.consumeConfig())
+		return consume.Run(gctx, cc)
 	})
 	if err := g.Wait(); err != nil {
 		log.Error("local pipeline stopped", "err", err)

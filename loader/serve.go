@@ -5,12 +5,18 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/backend"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/consume"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/database"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/export"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/httpapi"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/metrics"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
 )
 
@@ -30,7 +36,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	if err != nil {
 		return usageError(stderr, err)
 	}
-	if err := serve(ctx, cfg, log); err != nil {
+	if err := serve(ctx, cfg, log, stderr); err != nil {
 		log.Error("loader stopped", "err", err)
 		return cli.ExitError
 	}
@@ -84,14 +90,116 @@ func (l *loader) consumeConfig() consume.Config {
 	}
 }
 
-func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+// serve runs the consume loop. logOut is the log's writer: the CloudWatch
+// EMF lines go there too, since CloudWatch reads them from the log stream.
+func serve(ctx context.Context, cfg Config, log *slog.Logger, logOut io.Writer) error {
 	l, err := open(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
+	cc, stop, err := l.observe(ctx, logOut)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	log.Info("loader started", "version", version, "db", cfg.DB, "store", l.store.String(), "queue", l.queue.String(), "drain", cfg.Drain)
-	err = consume.Run(ctx, l.consumeConfig())
+	err = consume.Run(ctx, cc)
 	log.Info("loader stopped")
 	return err
+}
+
+// emfEvery is how often the periodic EMF line is written: with zero counts
+// when nothing happened, so the "nothing applied for 15 minutes" alarm sees
+// zeros rather than missing data.
+const emfEvery = time.Minute
+
+// observe wires what operators and analysts see of a running loader into a
+// consume configuration: metrics (on /metrics and as EMF lines on logOut),
+// the exports written after each applied availability snapshot, and the HTTP
+// server when -http-addr is set. It runs after open, so /readyz answers 200
+// only once the database is open and its checks passed. stop, called after
+// consume returns, ends the periodic EMF lines and shuts the server down.
+func (l *loader) observe(ctx context.Context, logOut io.Writer) (consume.Config, func(), error) {
+	reg := metrics.New(nil)
+	if last, err := l.db.LastApplied(ctx); err != nil {
+		l.log.Warn("could not seed the staleness gauge from the ledger", "err", err)
+	} else {
+		for d, t := range last {
+			reg.SetLastApplied(d, t)
+		}
+	}
+	cc := l.consumeConfig()
+	cc.OnEvent = reg.Observe
+	cc.AfterCommit = func(ctx context.Context, results []database.Result) error {
+		_ = reg.AfterCommit(ctx, results)
+		if err := reg.WriteEMF(logOut, false); err != nil {
+			l.log.Warn("metrics line not written", "err", err)
+		}
+		return l.writeExports(ctx, results)
+	}
+
+	var srv *httpapi.Server
+	if l.cfg.HTTPAddr != "" {
+		wait := l.cfg.PollWait
+		if wait <= 0 {
+			wait = 20 * time.Second // consume's default
+		}
+		srv = httpapi.New(httpapi.Config{Addr: l.cfg.HTTPAddr, Logger: l.log, Metrics: reg,
+			LiveWithin: httpapi.LiveWindow(wait), Stats: l.db.Stats})
+		if err := srv.Start(); err != nil {
+			return cc, nil, err
+		}
+		srv.SetReady(true)
+		// Not ready from the moment the stop begins: no new traffic is wanted.
+		context.AfterFunc(ctx, func() { srv.SetReady(false) })
+	}
+
+	emfCtx, cancelEMF := context.WithCancel(context.WithoutCancel(ctx))
+	emfDone := make(chan struct{})
+	go func() {
+		defer close(emfDone)
+		reg.RunEMF(emfCtx, logOut, emfEvery, l.log)
+	}()
+	stop := func() {
+		cancelEMF()
+		<-emfDone
+		if srv != nil {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				l.log.Warn("http server did not stop cleanly", "err", err)
+			}
+		}
+	}
+	return cc, stop, nil
+}
+
+// writeExports rewrites the latest-availability JSON and the GeoJSON after a
+// transaction that applied an availability snapshot. A failure is the
+// caller's warning: the apply stands, and the next one writes them again.
+func (l *loader) writeExports(ctx context.Context, results []database.Result) error {
+	fresh := false
+	for _, r := range results {
+		if info, err := snapshot.ParseKey(r.Key); err == nil && info.Dataset == feed.Availability &&
+			r.Outcome == database.Applied && !r.AlreadyApplied {
+			fresh = true
+		}
+	}
+	if !fresh {
+		return nil
+	}
+	var errs []error
+	for _, e := range []struct {
+		path string
+		f    export.Format
+	}{{l.cfg.LatestJSON, export.JSON}, {l.cfg.GeoJSON, export.GeoJSON}} {
+		if e.path == "" {
+			continue
+		}
+		if err := export.WriteFile(ctx, l.db, e.f, e.path); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
