@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/database"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/httpapi"
 )
 
 func runStats(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
@@ -16,6 +20,7 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	)
 	f := cli.NewFlags("loader stats", env, stderr)
 	cfg.bindCommon(f)
+	f.String(&cfg.HTTPAddr, "http-addr", "PARKING_HTTP_ADDR", "", "a running loader's HTTP address, asked for /stats when it holds the database")
 	f.Bool(&asJSON, "json", "", false, "print JSON for machines")
 	if err := f.Parse(args); err != nil {
 		return usageError(stderr, err)
@@ -27,13 +32,11 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	if err != nil {
 		return usageError(stderr, err)
 	}
-	db, err := database.Open(ctx, cfg.DB, database.Options{Logger: log})
-	if err != nil {
-		log.Error("stats", "err", err)
-		return cli.ExitError
+	st, err := readStats(ctx, cfg)
+	if errors.Is(err, database.ErrLocked) && cfg.HTTPAddr == "" {
+		fmt.Fprintf(stderr, "loader stats: %v\nA running loader holds the database: set -http-addr (PARKING_HTTP_ADDR) to its HTTP address to ask it instead.\n", err)
+		return cli.ExitSkipped
 	}
-	defer db.Close()
-	st, err := db.Stats(ctx)
 	if err != nil {
 		log.Error("stats", "db", cfg.DB, "err", err)
 		return cli.ExitError
@@ -50,4 +53,22 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		return cli.ExitError
 	}
 	return cli.ExitOK
+}
+
+// readStats reads the database, or, when a running loader holds its
+// exclusive lock and its HTTP address is known, asks that loader.
+func readStats(ctx context.Context, cfg Config) (database.Stats, error) {
+	db, err := database.Open(ctx, cfg.DB, database.Options{})
+	if errors.Is(err, database.ErrLocked) && cfg.HTTPAddr != "" {
+		st, herr := httpapi.FetchStats(ctx, cfg.HTTPAddr, 30*time.Second)
+		if herr != nil {
+			return st, fmt.Errorf("%w; asking the running loader: %w", err, herr)
+		}
+		return st, nil
+	}
+	if err != nil {
+		return database.Stats{}, err
+	}
+	defer db.Close()
+	return db.Stats(ctx)
 }
