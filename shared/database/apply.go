@@ -241,15 +241,15 @@ func (a *applier) record(ctx context.Context, x Input, r Result) error {
 	if err != nil {
 		return fmt.Errorf("quality json: %w", err)
 	}
-	t := x.FetchedAt.Unix()
+	t := x.FetchedAt.UnixMilli()
 	_, err = a.exec(ctx, `INSERT INTO snapshots
-		(key, dataset, sha256, fetched_at, fetched_unix, applied_at, rows, changed, outcome, reason, quality)
+		(key, dataset, sha256, fetched_at, fetched_ms, applied_at, rows, changed, outcome, reason, quality)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (key) DO UPDATE SET dataset = excluded.dataset, sha256 = excluded.sha256,
-			fetched_at = excluded.fetched_at, fetched_unix = excluded.fetched_unix,
+			fetched_at = excluded.fetched_at, fetched_ms = excluded.fetched_ms,
 			applied_at = excluded.applied_at, rows = excluded.rows, changed = excluded.changed,
 			outcome = excluded.outcome, reason = excluded.reason, quality = excluded.quality`,
-		x.Key, string(x.Dataset), x.SHA256, formatUnix(t), t, formatTime(a.db.now()),
+		x.Key, string(x.Dataset), x.SHA256, formatMilli(t), t, formatTime(a.db.now()),
 		r.Rows, r.Changed, string(r.Outcome), r.Reason, string(q))
 	if err != nil {
 		return fmt.Errorf("record in ledger: %w", err)

@@ -326,5 +326,14 @@ func formatTime(t time.Time) string { return t.In(taipei).Format(timeLayout) }
 // formatUnix renders unix seconds in Taipei time.
 func formatUnix(sec int64) string { return formatTime(time.Unix(sec, 0)) }
 
+// milliLayout is timeLayout with milliseconds, for the times of lots
+// snapshots: two lots fetches in one second (a manual run beside the
+// schedule) are two points of the lots history, not one. Fixed width, so it
+// too sorts as text. The original project's isoformat() also wrote fractions.
+const milliLayout = "2006-01-02T15:04:05.000-07:00"
+
+// formatMilli renders unix milliseconds in Taipei time, with milliseconds.
+func formatMilli(ms int64) string { return time.UnixMilli(ms).In(taipei).Format(milliLayout) }
+
 // parseTime reads a time written by formatTime.
 func parseTime(s string) (time.Time, error) { return time.Parse(timeLayout, s) }

@@ -38,8 +38,8 @@ func (db *DB) LatestAvailability(ctx context.Context) (LatestAvailability, error
 	var out LatestAvailability
 	var updated sql.NullString
 	var unix sql.NullInt64
-	err := db.conn.QueryRowContext(ctx, `SELECT fetched_at, fetched_unix FROM snapshots
-		WHERE dataset = ? AND outcome = 'applied' ORDER BY fetched_unix DESC, key DESC LIMIT 1`,
+	err := db.conn.QueryRowContext(ctx, `SELECT fetched_at, fetched_ms FROM snapshots
+		WHERE dataset = ? AND outcome = 'applied' ORDER BY fetched_ms DESC, key DESC LIMIT 1`,
 		string(feed.Availability)).Scan(&updated, &unix)
 	if errors.Is(err, sql.ErrNoRows) {
 		return out, nil
@@ -49,7 +49,7 @@ func (db *DB) LatestAvailability(ctx context.Context) (LatestAvailability, error
 	}
 	out.UpdatedAt = updated.String
 	rows, err := db.conn.QueryContext(ctx, `SELECT parking_id, available_car FROM availability_latest
-		WHERE observed_unix = ? AND available_car IS NOT NULL ORDER BY parking_id`, unix.Int64)
+		WHERE observed_unix = ? AND available_car IS NOT NULL ORDER BY parking_id`, unix.Int64/1000)
 	if err != nil {
 		return out, fmt.Errorf("latest availability: %w", err)
 	}

@@ -42,7 +42,7 @@ func TestLatestAvailabilityIsTheNewestSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := LatestAvailability{UpdatedAt: formatTime(at(2)), Rows: []LatestRow{{lotID(0), 6}, {lotID(2), 0}, {"999999", 3}}}
+	want := LatestAvailability{UpdatedAt: formatMilli(at(2).UnixMilli()), Rows: []LatestRow{{lotID(0), 6}, {lotID(2), 0}, {"999999", 3}}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("LatestAvailability = %+v, want %+v", got, want)
 	}

@@ -105,7 +105,7 @@ func dump(t testing.TB, db *DB) string {
 		"SELECT * FROM lot_versions ORDER BY parking_id, effective_at",
 		"SELECT parking_id, available_car, recorded_at FROM availability ORDER BY recorded_at, parking_id",
 		"SELECT * FROM availability_latest ORDER BY parking_id",
-		"SELECT key, dataset, sha256, fetched_at, fetched_unix, rows FROM snapshots WHERE outcome <> 'refused' ORDER BY key",
+		"SELECT key, dataset, sha256, fetched_at, fetched_ms, rows FROM snapshots WHERE outcome <> 'refused' ORDER BY key",
 	}
 	var b strings.Builder
 	for _, q := range queries {

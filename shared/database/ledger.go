@@ -134,7 +134,7 @@ func (db *DB) LatestFetchedAt(ctx context.Context, dataset feed.Dataset) (time.T
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	var t sql.NullInt64
-	err := db.conn.QueryRowContext(ctx, "SELECT max(fetched_unix) FROM snapshots WHERE dataset = ? AND "+hasData,
+	err := db.conn.QueryRowContext(ctx, "SELECT max(fetched_ms) FROM snapshots WHERE dataset = ? AND "+hasData,
 		string(dataset)).Scan(&t)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("latest %s fetch time: %w", dataset, err)
@@ -142,10 +142,10 @@ func (db *DB) LatestFetchedAt(ctx context.Context, dataset feed.Dataset) (time.T
 	if !t.Valid {
 		return time.Time{}, false, nil
 	}
-	return time.Unix(t.Int64, 0).In(taipei), true, nil
+	return time.UnixMilli(t.Int64).In(taipei), true, nil
 }
 
-// lotsNeighbours describes where a lots snapshot at second t falls among the
+// lotsNeighbours describes where a lots snapshot at time t (unix ms) falls among the
 // applied lots snapshots.
 type lotsNeighbours struct {
 	newest    sql.NullInt64  // newest applied fetch time
@@ -158,10 +158,10 @@ func (a *applier) lotsNeighbours(ctx context.Context, t int64) (lotsNeighbours, 
 	var n lotsNeighbours
 	var before sql.NullInt64
 	s, err := a.stmt(ctx, `SELECT
-		(SELECT max(fetched_unix) FROM snapshots WHERE dataset = 'lots' AND `+hasData+`),
-		(SELECT min(fetched_unix) FROM snapshots WHERE dataset = 'lots' AND `+hasData+` AND fetched_unix > ?1),
-		(SELECT max(key) FROM snapshots WHERE dataset = 'lots' AND `+hasData+` AND fetched_unix = ?1),
-		(SELECT max(fetched_unix) FROM snapshots WHERE dataset = 'lots' AND `+hasData+` AND fetched_unix < ?1)`)
+		(SELECT max(fetched_ms) FROM snapshots WHERE dataset = 'lots' AND `+hasData+`),
+		(SELECT min(fetched_ms) FROM snapshots WHERE dataset = 'lots' AND `+hasData+` AND fetched_ms > ?1),
+		(SELECT max(key) FROM snapshots WHERE dataset = 'lots' AND `+hasData+` AND fetched_ms = ?1),
+		(SELECT max(fetched_ms) FROM snapshots WHERE dataset = 'lots' AND `+hasData+` AND fetched_ms < ?1)`)
 	if err != nil {
 		return n, err
 	}

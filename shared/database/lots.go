@@ -74,8 +74,8 @@ func (a *applier) applyLots(ctx context.Context, x Input, r *Result) error {
 		return nil
 	}
 
-	t := x.FetchedAt.Unix()
-	ts := formatUnix(t)
+	t := x.FetchedAt.UnixMilli()
+	ts := formatMilli(t)
 	nb, err := a.lotsNeighbours(ctx, t)
 	if err != nil {
 		return err
@@ -104,7 +104,7 @@ func (a *applier) applyLots(ctx context.Context, x Input, r *Result) error {
 
 	if nb.sameKey.Valid && nb.sameKey.String > x.Key {
 		r.Outcome = Superseded
-		r.Reason = fmt.Sprintf("lots snapshot %s fetched in the same second takes precedence", nb.sameKey.String)
+		r.Reason = fmt.Sprintf("lots snapshot %s fetched in the same millisecond takes precedence", nb.sameKey.String)
 		return nil
 	}
 	if !x.AllowMassDelete && lq.Disappeared*2 > activePrev {
@@ -116,7 +116,7 @@ func (a *applier) applyLots(ctx context.Context, x Input, r *Result) error {
 	r.Outcome = Applied
 	if nb.newest.Valid && t < nb.newest.Int64 {
 		r.Outcome = Superseded
-		r.Reason = "older than the newest applied lots snapshot (" + formatUnix(nb.newest.Int64) + "); history refined"
+		r.Reason = "older than the newest applied lots snapshot (" + formatMilli(nb.newest.Int64) + "); history refined"
 	}
 
 	atT, err := a.statesAt(ctx, ts)
@@ -126,7 +126,7 @@ func (a *applier) applyLots(ctx context.Context, x Input, r *Result) error {
 	var nextTS string
 	var atNext map[string]lotState
 	if nb.next.Valid {
-		nextTS = formatUnix(nb.next.Int64)
+		nextTS = formatMilli(nb.next.Int64)
 		if atNext, err = a.statesAt(ctx, nextTS); err != nil {
 			return err
 		}

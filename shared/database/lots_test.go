@@ -64,9 +64,9 @@ func TestApplyLotsFirstSnapshot(t *testing.T) {
 		created_at, updated_at, deleted_at, coord_note FROM parking_lots WHERE id IN (?, ?, ?) ORDER BY id`,
 		lotID(3), lotID(5), lotID(6))
 	want := []string{
-		"010004|永和區|第3號公有停車場|2|0|0|23|3|0|2026-11-26T18:00:00+08:00|2026-11-26T18:00:00+08:00|NULL|" + query(t, db, "SELECT coord_note FROM parking_lots WHERE id = '010004'")[0],
-		"010006|新店區|第5號公有停車場|2|290185|2.760265e+06|0|5|0|2026-11-26T18:00:00+08:00|2026-11-26T18:00:00+08:00|NULL|" + query(t, db, "SELECT coord_note FROM parking_lots WHERE id = '010006'")[0],
-		"010007|土城區|第6號公有停車場|1|290222|2.760318e+06|26|6|0|2026-11-26T18:00:00+08:00|2026-11-26T18:00:00+08:00|NULL|" + query(t, db, "SELECT coord_note FROM parking_lots WHERE id = '010007'")[0],
+		"010004|永和區|第3號公有停車場|2|0|0|23|3|0|2026-11-26T18:00:00.000+08:00|2026-11-26T18:00:00.000+08:00|NULL|" + query(t, db, "SELECT coord_note FROM parking_lots WHERE id = '010004'")[0],
+		"010006|新店區|第5號公有停車場|2|290185|2.760265e+06|0|5|0|2026-11-26T18:00:00.000+08:00|2026-11-26T18:00:00.000+08:00|NULL|" + query(t, db, "SELECT coord_note FROM parking_lots WHERE id = '010006'")[0],
+		"010007|土城區|第6號公有停車場|1|290222|2.760318e+06|26|6|0|2026-11-26T18:00:00.000+08:00|2026-11-26T18:00:00.000+08:00|NULL|" + query(t, db, "SELECT coord_note FROM parking_lots WHERE id = '010007'")[0],
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("parking_lots:\n got %q\nwant %q", got, want)
@@ -135,7 +135,7 @@ func TestApplyLotsDuplicateIDsLastWins(t *testing.T) {
 func TestApplyLotsLifecycle(t *testing.T) {
 	db := newDB(t)
 	all := genLots(10, 0)
-	t0, t1, t2 := formatTime(at(0)), formatTime(at(1)), formatTime(at(2))
+	t0, t1, t2 := formatMilli(at(0).UnixMilli()), formatMilli(at(1).UnixMilli()), formatMilli(at(2).UnixMilli())
 
 	apply(t, db, lotsInput("lots-0", at(0), all))
 	changed := append(without(all, 3, 4), genLot(4, 1))
@@ -170,7 +170,7 @@ func TestApplyLotsLifecycle(t *testing.T) {
 func TestApplyOldLotsSnapshotSuperseded(t *testing.T) {
 	db := newDB(t)
 	all := genLots(12, 0)
-	t0, t1, t2 := formatTime(at(0)), formatTime(at(1)), formatTime(at(2))
+	t0, t1, t2 := formatMilli(at(0).UnixMilli()), formatMilli(at(1).UnixMilli()), formatMilli(at(2).UnixMilli())
 	// Newest first: lots 0-9 at t0, then at t2 lot 9 is gone and lot 10 appeared.
 	apply(t, db, lotsInput("lots-0", at(0), all[:10]))
 	apply(t, db, lotsInput("lots-2", at(2), append(without(all[:10], 9), all[10])))
@@ -208,7 +208,7 @@ func TestApplyOldLotsSnapshotSuperseded(t *testing.T) {
 
 	// A snapshot before everything with an extra lot 11: created and deleted
 	// before the first snapshot we had.
-	tm := formatTime(at(-1))
+	tm := formatMilli(at(-1).UnixMilli())
 	r = apply(t, db, lotsInput("lots-m1", at(-1), append(all[:10:10], all[11])))[0]
 	if r.Outcome != Superseded {
 		t.Errorf("result = %+v", r)

@@ -124,7 +124,7 @@ func (db *DB) Stats(ctx context.Context) (Stats, error) {
 		}
 		var quality string
 		err := c.QueryRowContext(ctx, `SELECT key, fetched_at, applied_at, quality FROM snapshots
-			WHERE dataset = ? AND outcome = 'applied' ORDER BY fetched_unix DESC, key DESC LIMIT 1`, string(d)).
+			WHERE dataset = ? AND outcome = 'applied' ORDER BY fetched_ms DESC, key DESC LIMIT 1`, string(d)).
 			Scan(&ds.LastKey, &ds.FetchedAt, &ds.AppliedAt, &quality)
 		switch {
 		case err == sql.ErrNoRows:

@@ -123,14 +123,16 @@ CREATE TABLE availability_latest (
 --                        only refined history (still counts as applied data)
 --           duplicate  : same sha256 as an applied snapshot of the dataset
 --           refused    : not applied (reason says why); may be applied later
---   applied_at is the loader's clock; fetched_unix finds a lots snapshot's neighbours.
+--   applied_at is the loader's clock (to the second); fetched_ms (unix milliseconds)
+--   finds a lots snapshot's neighbours. Lots times (here and in parking_lots and
+--   lot_versions) carry milliseconds: two lots fetches in one second stay two points.
 --   quality is a JSON document of data-quality counts (see Quality in Go).
 CREATE TABLE snapshots (
     key          TEXT PRIMARY KEY,
     dataset      TEXT NOT NULL,
     sha256       TEXT NOT NULL,
     fetched_at   TEXT NOT NULL,
-    fetched_unix INTEGER NOT NULL,
+    fetched_ms   INTEGER NOT NULL,
     applied_at   TEXT NOT NULL,
     rows         INTEGER NOT NULL,
     changed      INTEGER NOT NULL,
@@ -138,7 +140,7 @@ CREATE TABLE snapshots (
     reason       TEXT NOT NULL DEFAULT '',
     quality      TEXT NOT NULL DEFAULT '{}'
 );
-CREATE INDEX snapshots_dataset_fetched ON snapshots (dataset, fetched_unix);
+CREATE INDEX snapshots_dataset_fetched ON snapshots (dataset, fetched_ms);
 CREATE INDEX snapshots_dataset_sha256 ON snapshots (dataset, sha256);
 
 -- rejections: messages or snapshots refused before they could be applied
