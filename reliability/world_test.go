@@ -1,0 +1,156 @@
+package reliability
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parking-newtaipei/parking-newtaipei/shared/consume"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/database"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/extract"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/feedtest"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/filestore"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/localqueue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/message"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
+)
+
+// world is one installation on the embedded backends: a snapshot directory,
+// a SQLite queue and a database path, used in-process.
+type world struct {
+	t     testing.TB
+	dir   string
+	store *filestore.Store
+	queue *localqueue.Queue
+	db    string
+	logs  *syncBuffer
+}
+
+func newWorld(t testing.TB) *world {
+	t.Helper()
+	dir := t.TempDir()
+	w := &world{t: t, dir: dir, db: filepath.Join(dir, "parking.db"), logs: &syncBuffer{}}
+	var err error
+	if w.store, err = filestore.Open(filepath.Join(dir, "snapshots")); err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	// MaxReceive < 0: the tests decide what is dead-lettered, not a redrive count.
+	if w.queue, err = localqueue.Open(context.Background(), w.queuePath(), localqueue.Options{MaxReceive: -1}); err != nil {
+		t.Fatalf("open queue: %v", err)
+	}
+	t.Cleanup(func() { w.queue.Close() })
+	return w
+}
+
+func (w *world) queuePath() string { return filepath.Join(w.dir, "queue.db") }
+
+// syncBuffer collects log output written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// bodySnapshot wraps one response body into a snapshot, as a fetch would.
+func bodySnapshot(d feed.Dataset, at time.Time, body []byte) *snapshot.Snapshot {
+	return &snapshot.Snapshot{
+		Format: snapshot.FormatName, Version: snapshot.Version, Dataset: d, Source: feed.JSON,
+		FetchedAt: at.UTC(), Origin: "reliability-test",
+		Responses: []snapshot.Response{{
+			Method: http.MethodGet, URL: "https://data.ntpc.gov.tw/api/datasets/" + d.UUID() + "/json?page=0&size=1000",
+			Status: http.StatusOK, RequestedAt: at.UTC(), ReceivedAt: at.UTC(), Body: body,
+		}},
+	}
+}
+
+func lotsSnapshot(at time.Time, rows []feed.LotRow) *snapshot.Snapshot {
+	return bodySnapshot(feed.Lots, at, feedtest.JSONBody(rows))
+}
+
+func availabilitySnapshot(at time.Time, rows []feed.AvailabilityRow) *snapshot.Snapshot {
+	return bodySnapshot(feed.Availability, at, feedtest.JSONBody(rows))
+}
+
+// publish stores a snapshot the way the extractor does and returns the
+// encoded message announcing it (not yet sent).
+func publish(t testing.TB, st store.Store, snap *snapshot.Snapshot, rows int) []byte {
+	t.Helper()
+	res, data, err := extract.Prepare(snap, rows)
+	if err != nil {
+		t.Fatalf("encode snapshot: %v", err)
+	}
+	loc, err := st.Put(context.Background(), res.Key, data, store.Meta{
+		Dataset: string(res.Dataset), FetchedAt: res.FetchedAt, SHA256: res.SHA256, FormatVersion: snap.Version,
+	})
+	if err != nil {
+		t.Fatalf("store %s: %v", res.Key, err)
+	}
+	body, err := message.Encode(extract.Message(res, loc))
+	if err != nil {
+		t.Fatalf("encode message: %v", err)
+	}
+	return body
+}
+
+func send(t testing.TB, q queue.Queue, bodies ...[]byte) {
+	t.Helper()
+	// Batches of 10: the SQS limit, and what sqsqueue sends per call anyway.
+	for start := 0; start < len(bodies); start += 10 {
+		if err := q.Send(context.Background(), bodies[start:min(start+10, len(bodies))]...); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+}
+
+// drain runs the loader's consume loop in-process until the queue is empty.
+func (w *world) drain(tune func(*consume.Config)) {
+	w.t.Helper()
+	drainInto(w.t, w.db, w.queue, w.store, w.logs, tune)
+}
+
+func drainInto(t testing.TB, dbPath string, q queue.Queue, st store.Store, logs *syncBuffer, tune func(*consume.Config)) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := database.Open(ctx, dbPath, database.Options{})
+	if err != nil {
+		t.Fatalf("open database: %v", err)
+	}
+	defer db.Close()
+	cfg := consume.Config{
+		Queue: q, Store: st, DB: db, Drain: true,
+		Wait: 10 * time.Millisecond, Visibility: time.Minute,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	if err := consume.Run(ctx, cfg); err != nil {
+		t.Fatalf("consume: %v", err)
+	}
+}
+
+func (w *world) queueEmpty() {
+	w.t.Helper()
+	v, f, err := w.queue.Len(context.Background())
+	if err != nil {
+		w.t.Fatalf("queue length: %v", err)
+	}
+	if v+f != 0 {
+		w.t.Fatalf("queue still holds %d visible and %d in-flight messages; logs:\n%s", v, f, w.logs)
+	}
+}
