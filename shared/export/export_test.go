@@ -61,8 +61,19 @@ func write(t *testing.T, db *database.DB, f export.Format) []byte {
 }
 
 func TestLatestJSONIsTheOriginalShape(t *testing.T) {
-	got := write(t, testDB(t), export.JSON)
-	want := `{"updated_at":"2026-11-26T18:06:00+08:00","total_count":1,"data":[{"parking_id":"000001","available_car":41}]}` + "\n"
+	db := testDB(t)
+	got := write(t, db, export.JSON)
+	// updated_at is the newest live snapshot's fetch time as the database
+	// renders it (ISO 8601, +08:00; the database decides the precision).
+	latest, err := db.LatestAvailability(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, err := time.Parse(time.RFC3339Nano, latest.UpdatedAt)
+	if err != nil || !at.Equal(time.Date(2026, 11, 26, 18, 6, 0, 0, taipei)) || !strings.HasSuffix(latest.UpdatedAt, "+08:00") {
+		t.Errorf("updated_at = %q (%v)", latest.UpdatedAt, err)
+	}
+	want := `{"updated_at":"` + latest.UpdatedAt + `","total_count":1,"data":[{"parking_id":"000001","available_car":41}]}` + "\n"
 	if string(got) != want {
 		t.Errorf("availability.json =\n%s\nwant\n%s", got, want)
 	}
