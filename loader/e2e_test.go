@@ -49,6 +49,8 @@ type pipeline struct {
 	t    *testing.T
 	dir  string
 	feed *feedtest.Server
+	// extra environment, overriding the embedded defaults (later entries win).
+	extra []string
 }
 
 func newPipeline(t *testing.T, opts ...feedtest.Option) *pipeline {
@@ -67,7 +69,7 @@ func (p *pipeline) env(extra ...string) []string {
 		"PARKING_LATEST_JSON=" + filepath.Join(p.dir, "availability.json"),
 		"PARKING_GEOJSON=" + filepath.Join(p.dir, "lots.geojson"),
 		"PARKING_POLL_WAIT=50ms",
-	}, extra...)
+	}, append(p.extra, extra...)...)
 }
 
 type result struct {
