@@ -46,6 +46,8 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	if err != nil {
 		return usageError(stderr, err)
 	}
+	// The original project's --debug printed the effective configuration.
+	log.Debug("effective configuration", "config", cfg)
 	pingURL := cfg.PingAvailability
 	if d == feed.Lots {
 		pingURL = cfg.PingLots

@@ -46,6 +46,8 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	if err != nil {
 		return usageError(stderr, err)
 	}
+	// The original project's --debug printed the effective configuration.
+	log.Debug("effective configuration", "config", cfg)
 	l, err := open(ctx, cfg, log)
 	if err != nil {
 		log.Error("loader local", "err", err)

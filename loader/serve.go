@@ -36,6 +36,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	if err != nil {
 		return usageError(stderr, err)
 	}
+	// The original project's --debug printed the effective configuration.
+	log.Debug("effective configuration", "config", cfg)
 	if err := serve(ctx, cfg, log, stderr); err != nil {
 		log.Error("loader stopped", "err", err)
 		return cli.ExitError
