@@ -30,6 +30,11 @@ type Config struct {
 	LatestJSON string
 	GeoJSON    string
 
+	// Backups of a running loader (VACUUM INTO, rotated).
+	BackupDir   string
+	BackupEvery time.Duration
+	BackupKeep  int
+
 	// local only.
 	FeedBaseURL string
 }
@@ -57,6 +62,9 @@ func (c *Config) bindConsume(f *cli.Flags) {
 	f.Duration(&c.Visibility, "visibility", "PARKING_VISIBILITY", 2*time.Minute, "visibility timeout of received messages (extended while work is in flight)")
 	f.Duration(&c.Reconcile, "reconcile", "PARKING_RECONCILE", 0, "on start, apply stored snapshots of this recent window missing from the ledger (0: off)")
 	f.String(&c.LatestJSON, "latest-json", "PARKING_LATEST_JSON", "./data/availability.json", "latest-availability JSON written after each availability apply (empty: off)")
+	f.String(&c.BackupDir, "backup-dir", "PARKING_BACKUP_DIR", "", "write a backup of the database (VACUUM INTO) here every -backup-every (empty: off)")
+	f.Duration(&c.BackupEvery, "backup-every", "PARKING_BACKUP_EVERY", 24*time.Hour, "how often to back up into -backup-dir")
+	f.Int(&c.BackupKeep, "backup-keep", "PARKING_BACKUP_KEEP", 7, "how many backups to keep in -backup-dir")
 	f.String(&c.GeoJSON, "geojson", "PARKING_GEOJSON", "./data/lots.geojson", "GeoJSON of the active lots written after each availability apply (empty: off)")
 }
 
@@ -76,6 +84,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 || c.PollWait < 0 || c.Visibility < 0 || c.Reconcile < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	if c.BackupDir != "" && (c.BackupEvery < time.Minute || c.BackupKeep < 1) {
+		errs = append(errs, fmt.Errorf("-backup-every %s / -backup-keep %d: at least 1m and 1", c.BackupEvery, c.BackupKeep))
 	}
 	if c.PollWait > 20*time.Second {
 		errs = append(errs, fmt.Errorf("-poll-wait %s: SQS allows at most 20s", c.PollWait))

@@ -336,3 +336,25 @@ func abs(f float64) float64 {
 	}
 	return f
 }
+
+// Backups go through SQLite: `loader backup` while no loader runs, and a
+// running loader's -backup-dir (which takes one at start).
+func TestBackups(t *testing.T) {
+	p := newPipeline(t)
+	p.mustRun(0, "extractor", "fetch", "-dataset", "lots")
+	dir := filepath.Join(p.dir, "backups")
+	p.mustRun(0, "loader", "serve", "-drain", "-backup-dir", dir)
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("backups after a run with -backup-dir: %v (%v)", entries, err)
+	}
+	out := filepath.Join(p.dir, "manual.db")
+	p.mustRun(0, "loader", "backup", "-out", out)
+	if got, want := dbtest.Dump(t, out), dbtest.Dump(t, p.db()); got != want {
+		t.Fatal("the backup differs from the database")
+	}
+	// The backup taken at start predates the apply: it has no lots yet.
+	if n := dbtest.Count(t, filepath.Join(dir, entries[0].Name()), "parking_lots", ""); n != 0 {
+		t.Errorf("the start-up backup holds %d lots; it should predate the apply", n)
+	}
+}

@@ -85,6 +85,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	}
 	log.Info("local pipeline started", "version", version, "db", cfg.DB, "store", l.store.String(), "queue", l.queue.String(), "feed", cfg.FeedBaseURL)
 
+	l.backupOnce(ctx)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		schedule.Run(gctx, log, nil,
@@ -107,6 +108,10 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	})
 	g.Go(func() error {
 		return consume.Run(gctx, cc)
+	})
+	g.Go(func() error {
+		l.runBackups(gctx)
+		return nil
 	})
 	if err := g.Wait(); err != nil {
 		log.Error("local pipeline stopped", "err", err)

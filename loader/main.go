@@ -38,6 +38,7 @@ func commands() map[string]command {
 		"backfill":      {"apply stored snapshots of a time range straight from the store (no loader running)", runBackfill},
 		"import-legacy": {"import the original Python project's databases", runImportLegacy},
 		"export":        {"write the latest availability (json), the lots map (geojson) or a CSV", runExport},
+		"backup":        {"write a consistent copy of the database (VACUUM INTO) while no loader runs", runBackup},
 		"healthcheck":   {"exit 0 if the running loader answers /healthz, else 1 (for container health checks)", runHealthcheck},
 	}
 }

@@ -106,7 +106,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, logOut io.Writer) 
 	}
 	defer stop()
 	log.Info("loader started", "version", version, "db", cfg.DB, "store", l.store.String(), "queue", l.queue.String(), "drain", cfg.Drain)
+	l.backupOnce(ctx)
+	bctx, stopBackups := context.WithCancel(ctx)
+	backups := make(chan struct{})
+	go func() { defer close(backups); l.runBackups(bctx) }()
 	err = consume.Run(ctx, cc)
+	stopBackups()
+	<-backups
 	log.Info("loader stopped")
 	return err
 }

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/database"
+)
+
+// runBackup writes a consistent copy of the database (VACUUM INTO) while no
+// loader runs. A running loader backs itself up with -backup-dir, because it
+// holds the database's exclusive lock.
+func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
+	var (
+		cfg Config
+		out string
+	)
+	f := cli.NewFlags("loader backup", env, stderr)
+	cfg.bindCommon(f)
+	f.String(&out, "out", "", "", "file to write the backup to (required; replaced atomically)")
+	if err := f.Parse(args); err != nil {
+		return usageError(stderr, err)
+	}
+	if out == "" {
+		return usageError(stderr, errors.New("-out is required"))
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError(stderr, err)
+	}
+	log, err := cli.NewLogger(stderr, cfg.LogLevel)
+	if err != nil {
+		return usageError(stderr, err)
+	}
+	db, err := database.Open(ctx, cfg.DB, database.Options{Logger: log})
+	if err != nil {
+		log.Error("backup", "err", err, "hint", "a running loader holds the database: use its -backup-dir instead")
+		return cli.ExitError
+	}
+	defer db.Close()
+	start := time.Now()
+	if err := db.Backup(ctx, out); err != nil {
+		log.Error("backup", "db", cfg.DB, "err", err)
+		return cli.ExitError
+	}
+	log.Info("backup written", "db", cfg.DB, "out", out, "duration_ms", time.Since(start).Milliseconds())
+	return cli.ExitOK
+}
+
+// runBackups backs the database up into cfg.BackupDir every cfg.BackupEvery,
+// keeping the newest cfg.BackupKeep, until ctx is done. The loader is the
+// only process that can read its own database, so it is the one to copy it.
+func (l *loader) runBackups(ctx context.Context) {
+	if l.cfg.BackupDir == "" {
+		return
+	}
+	t := time.NewTicker(l.cfg.BackupEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		l.backupOnce(ctx)
+	}
+}
+
+// backupOnce takes one rotated backup (when -backup-dir is set). Serve calls
+// it before consuming, so there is always a copy from before whatever this
+// version, and its migrations, will do.
+func (l *loader) backupOnce(ctx context.Context) {
+	if l.cfg.BackupDir == "" {
+		return
+	}
+	start := time.Now()
+	path, err := l.db.BackupRotate(ctx, l.cfg.BackupDir, l.cfg.BackupKeep, start)
+	if err != nil {
+		l.log.Error("backup failed", "dir", l.cfg.BackupDir, "err", err)
+		return
+	}
+	l.log.Info("backup written", "path", path, "duration_ms", time.Since(start).Milliseconds())
+}
