@@ -240,11 +240,14 @@ type killStats struct {
 
 // killUntilDrained runs `loader serve -drain` again and again, SIGKILLing
 // it after a random number of applied snapshots, until at least minKills
-// kills happened and a run ends by itself with exit 0. redrive, when set, is
-// called after each run: a message received too often by killed loaders is
-// moved aside by the queue's redrive policy, and an operator would redrive it.
-func killUntilDrained(t *testing.T, rng *rand.Rand, env []string, minKills, maxPerRun int, redrive func() int) killStats {
+// kills happened and a run ends by itself with exit 0 with the queue settled.
+// settled reports whether the queue is empty, in flight included; it may
+// first redrive messages that the queue's redrive policy moved aside after
+// too many receives by killed loaders (what an operator would do), and
+// returns how many.
+func killUntilDrained(t *testing.T, rng *rand.Rand, env []string, minKills, maxPerRun int, settled func() (int, bool)) (killStats, []string) {
 	var st killStats
+	var logs []string
 	for st.runs = 1; st.runs < 500; st.runs++ {
 		p := start(t, env, "loader", "serve", "-drain")
 		if _, ok := p.next(t, "loader started"); !ok {
@@ -265,27 +268,24 @@ func killUntilDrained(t *testing.T, rng *rand.Rand, env []string, minKills, maxP
 		if !ended && p.cmd.Process.Kill() == nil {
 			st.kills++
 			p.exit(t)
-		} else if code := p.exit(t); code != 0 {
-			t.Fatalf("run %d: the loader exited %d; log:\n%s", st.runs, code, p.log())
-		} else {
-			if strings.Contains(p.log(), `"level":"ERROR"`) {
-				t.Fatalf("run %d logged an error:\n%s", st.runs, p.log())
-			}
-			n := 0
-			if redrive != nil {
-				n = redrive()
-			}
-			st.redriven += n
-			if st.kills >= minKills && n == 0 {
-				return st
-			}
+			logs = append(logs, p.log())
+			continue
 		}
-		if redrive != nil {
-			st.redriven += redrive()
+		if code := p.exit(t); code != 0 {
+			t.Fatalf("run %d: the loader exited %d; log:\n%s", st.runs, code, p.log())
+		}
+		logs = append(logs, p.log())
+		if strings.Contains(p.log(), `"level":"ERROR"`) {
+			t.Fatalf("run %d logged an error:\n%s", st.runs, p.log())
+		}
+		n, empty := settled()
+		st.redriven += n
+		if st.kills >= minKills && empty {
+			return st, logs
 		}
 	}
 	t.Fatalf("not drained after %d runs", st.runs)
-	return st
+	return st, logs
 }
 
 // TestChaosKillLoader: SIGKILL the real loader at random moments while it
@@ -310,12 +310,16 @@ func TestChaosKillLoader(t *testing.T) {
 		rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 		send(t, q, shuffled...)
 		env := loaderEnv(dir, "file://"+w.store.Dir(), "sqlite://"+qpath)
-		st := killUntilDrained(t, rng, env, 20, 12, func() int {
+		st, _ := killUntilDrained(t, rng, env, 20, 12, func() (int, bool) {
 			n, err := q.Redrive(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
-			return n
+			v, f, err := q.Len(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n, n == 0 && v+f == 0
 		})
 		q.Close()
 		db := filepath.Join(dir, "parking.db")
