@@ -239,10 +239,9 @@ func (c *consumer) batch(ctx, work context.Context, ds []queue.Delivery) {
 	for _, it := range items {
 		it.msg, it.err = message.Decode(it.d.Body)
 		if it.err == nil {
-			it.key, it.err = snapshot.LogicalKey(it.msg.Key)
-			if it.err != nil {
-				it.err = permanent(fmt.Errorf("%w: %v", store.ErrOutside, it.err))
-			}
+			// Resolve before the ledger lookup: a forged location must be
+			// refused and recorded, not acknowledged as an applied key.
+			it.key, it.err = c.cfg.Store.Resolve(store.Location{Bucket: it.msg.Bucket, Key: it.msg.Key})
 		}
 		if it.err == nil {
 			if info, _ := snapshot.ParseKey(it.key); info.Dataset != it.msg.Dataset {

@@ -422,3 +422,24 @@ func validLatest(rows []feed.AvailabilityRow) int {
 	}
 	return n
 }
+
+// A forged message naming an applied key in another bucket is refused as
+// outside the store, not acknowledged because the ledger knows the key.
+func TestForgedLocationOfAnAppliedKeyIsRefused(t *testing.T) {
+	e := newEnv(t)
+	good := e.fetch(feed.Availability)
+	e.drain(e.queue)
+	forged := extract.Message(good, e.store.Locate(good.Key))
+	forged.Bucket = "someone-elses-bucket"
+	if err := e.queue.Send(context.Background(), mustEncode(t, forged)); err != nil {
+		t.Fatal(err)
+	}
+	e.drain(e.queue)
+	dead, err := e.queue.DeadLetters(context.Background())
+	if err != nil || len(dead) != 1 || !strings.Contains(dead[0].Reason, "outside") {
+		t.Fatalf("dead letters = %+v (%v); want the forged message, refused as outside the store", dead, err)
+	}
+	if n := dbtest.Count(t, e.dbPath(), "rejections", ""); n != 1 {
+		t.Fatalf("rejections = %d, want 1", n)
+	}
+}

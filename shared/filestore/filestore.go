@@ -229,15 +229,24 @@ func syncDir(root *os.Root, dir string) error {
 	return nil
 }
 
+// Resolve returns the snapshot key of loc, refusing a bucket (a directory
+// has none) and anything but a snapshot key with store.ErrOutside.
+func (s *Store) Resolve(loc store.Location) (string, error) {
+	if loc.Bucket != "" {
+		return "", fmt.Errorf("%s: %w: bucket %q in a directory store %s", loc, store.ErrOutside, loc.Bucket, s)
+	}
+	if _, err := snapshot.ParseKey(loc.Key); err != nil {
+		return "", fmt.Errorf("%s: %w: %v", loc, store.ErrOutside, err)
+	}
+	return loc.Key, nil
+}
+
 // Get reads the snapshot at loc. Only snapshot keys are readable, so a
 // message can never make the loader read a state document, a temp file or
 // anything outside the directory.
 func (s *Store) Get(ctx context.Context, loc store.Location, maxBytes int64) ([]byte, error) {
-	if loc.Bucket != "" {
-		return nil, fmt.Errorf("get %s: %w: bucket %q in a directory store %s", loc, store.ErrOutside, loc.Bucket, s)
-	}
-	if _, err := snapshot.ParseKey(loc.Key); err != nil {
-		return nil, fmt.Errorf("get %s: %w: %v", loc, store.ErrOutside, err)
+	if _, err := s.Resolve(loc); err != nil {
+		return nil, fmt.Errorf("get %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("get %s: %w", loc, err)

@@ -264,26 +264,27 @@ func (s *Store) existingSHA256(ctx context.Context, key string, limit int64) (st
 // store's bucket under its prefix and have a snapshot key; it reads at most
 // maxBytes and fails with store.ErrTooLarge beyond.
 func (s *Store) Get(ctx context.Context, loc store.Location, maxBytes int64) ([]byte, error) {
-	if err := s.owns(loc); err != nil {
+	if _, err := s.Resolve(loc); err != nil {
 		return nil, err
 	}
 	return s.get(ctx, loc.Key, maxBytes)
 }
 
-// owns checks loc without any request: a forged message must not make the
-// loader read another bucket or another prefix.
-func (s *Store) owns(loc store.Location) error {
+// Resolve checks loc without any request, so a forged message cannot make
+// the loader read another bucket or another prefix, and returns its
+// snapshot key relative to the prefix.
+func (s *Store) Resolve(loc store.Location) (string, error) {
 	if loc.Bucket != s.bucket {
-		return fmt.Errorf("%s: %w: bucket %q is not the store's bucket %q", loc, store.ErrOutside, loc.Bucket, s.bucket)
+		return "", fmt.Errorf("%s: %w: bucket %q is not the store's bucket %q", loc, store.ErrOutside, loc.Bucket, s.bucket)
 	}
 	rel, ok := strings.CutPrefix(loc.Key, s.root())
 	if !ok {
-		return fmt.Errorf("%s: %w: key is not under the prefix %q", loc, store.ErrOutside, s.root())
+		return "", fmt.Errorf("%s: %w: key is not under the prefix %q", loc, store.ErrOutside, s.root())
 	}
 	if _, err := snapshot.ParseKey(rel); err != nil {
-		return fmt.Errorf("%s: %w: %v", loc, store.ErrOutside, err)
+		return "", fmt.Errorf("%s: %w: %v", loc, store.ErrOutside, err)
 	}
-	return nil
+	return rel, nil
 }
 
 func (s *Store) get(ctx context.Context, key string, maxBytes int64) ([]byte, error) {

@@ -36,10 +36,20 @@ const (
 	MaxObjectBytes = 32 << 20
 	// MaxDecodedBytes caps the decompressed document.
 	MaxDecodedBytes = 128 << 20
-	// MaxRatio caps decompressed/compressed size beyond the first MiB: real
-	// snapshots compress ~5-15x; a gzip bomb compresses ~1000x.
-	MaxRatio = 100
+	// MaxRatio caps decompressed/compressed size once the decoded document
+	// passes RatioFloor: real snapshots compress ~5-15x, a gzip bomb ~1000x.
+	// Below the floor any ratio is accepted, because a small document with a
+	// long run of one character (seen in hostile-input tests) is no threat.
+	MaxRatio   = 100
+	RatioFloor = 16 << 20
 )
+
+// decodedLimit is the most bytes a stored object of the given size may
+// decompress to. Encode and Decode share it, so the extractor never stores a
+// snapshot that the loader would refuse to read.
+func decodedLimit(compressed int) int64 {
+	return min(int64(MaxDecodedBytes), max(int64(RatioFloor), int64(compressed)*MaxRatio))
+}
 
 // ErrCorrupt wraps every error that says the object can never be decoded,
 // however often it is read again.
@@ -74,16 +84,24 @@ func Encode(s *Snapshot) ([]byte, string, error) {
 	if err := s.Validate(); err != nil {
 		return nil, "", err
 	}
+	plain, err := json.Marshal(s)
+	if err != nil {
+		return nil, "", fmt.Errorf("encode snapshot: %w", err)
+	}
 	var buf bytes.Buffer
 	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 	if err != nil {
 		return nil, "", err
 	}
-	if err := json.NewEncoder(zw).Encode(s); err != nil {
-		return nil, "", fmt.Errorf("encode snapshot: %w", err)
+	if _, err := zw.Write(plain); err != nil {
+		return nil, "", fmt.Errorf("compress snapshot: %w", err)
 	}
 	if err := zw.Close(); err != nil {
 		return nil, "", fmt.Errorf("compress snapshot: %w", err)
+	}
+	if buf.Len() > MaxObjectBytes || int64(len(plain)) > decodedLimit(buf.Len()) {
+		return nil, "", fmt.Errorf("snapshot of %d bytes (%d compressed) is beyond what the loader reads (%d compressed, %d decoded)",
+			len(plain), buf.Len(), MaxObjectBytes, decodedLimit(buf.Len()))
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	return buf.Bytes(), hex.EncodeToString(sum[:]), nil
@@ -100,10 +118,7 @@ func Decode(data []byte) (*Snapshot, error) {
 		return nil, fmt.Errorf("%w: not gzip: %v", ErrCorrupt, err)
 	}
 	zr.Multistream(false)
-	limit := int64(MaxDecodedBytes)
-	if r := int64(len(data))*MaxRatio + 1<<20; r < limit {
-		limit = r
-	}
+	limit := decodedLimit(len(data))
 	plain, err := io.ReadAll(io.LimitReader(zr, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: decompress: %v", ErrCorrupt, err)
@@ -217,18 +232,4 @@ func ParseKey(key string) (KeyInfo, error) {
 		return KeyInfo{}, fmt.Errorf("key %q: date folder does not match its time %s", key, m[5])
 	}
 	return KeyInfo{Dataset: feed.Dataset(m[1]), FetchedAt: t, SHAPrefix: m[6]}, nil
-}
-
-// LogicalKey strips a store prefix from a full object key: a snapshot key is
-// always its last five path segments (dataset/YYYY/MM/DD/file).
-func LogicalKey(fullKey string) (string, error) {
-	parts := strings.Split(fullKey, "/")
-	if len(parts) < 5 {
-		return "", fmt.Errorf("key %q is not a snapshot key", fullKey)
-	}
-	key := strings.Join(parts[len(parts)-5:], "/")
-	if _, err := ParseKey(key); err != nil {
-		return "", err
-	}
-	return key, nil
 }

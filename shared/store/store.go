@@ -66,6 +66,10 @@ type Store interface {
 	Get(ctx context.Context, loc Location, maxBytes int64) ([]byte, error)
 	// Locate is the location of a key relative to the store's root.
 	Locate(key string) Location
+	// Resolve is Locate's inverse: the snapshot key of loc, or ErrOutside
+	// when loc is not a snapshot of this store. It makes no request, so a
+	// forged location is refused before anything is read or acknowledged.
+	Resolve(loc Location) (string, error)
 	// List calls fn for each object whose key starts with prefix and sorts
 	// after startAfter, in key order (which is fetch-time order).
 	List(ctx context.Context, prefix, startAfter string, fn func(Object) error) error
