@@ -108,8 +108,3 @@ func printJSON(w io.Writer, v any) {
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
 }
-
-func usageError(stderr io.Writer, err error) int {
-	fmt.Fprintln(stderr, "extractor:", err)
-	return cli.ExitError
-}

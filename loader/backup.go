@@ -35,8 +35,12 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer, env
 		return usageError(stderr, err)
 	}
 	db, err := database.Open(ctx, cfg.DB, database.Options{Logger: log})
+	if errors.Is(err, database.ErrLocked) {
+		log.Error("backup refused", "err", err, "hint", "a running loader backs itself up: set its -backup-dir")
+		return cli.ExitSkipped
+	}
 	if err != nil {
-		log.Error("backup", "err", err, "hint", "a running loader holds the database: use its -backup-dir instead")
+		log.Error("backup", "err", err)
 		return cli.ExitError
 	}
 	defer db.Close()

@@ -358,3 +358,29 @@ func TestBackups(t *testing.T) {
 		t.Errorf("the start-up backup holds %d lots; it should predate the apply", n)
 	}
 }
+
+// A snapshot whose message was lost is applied by -reconcile at start.
+func TestReconcileAppliesSnapshotsWhoseMessagesWereLost(t *testing.T) {
+	p := newPipeline(t)
+	p.mustRun(0, "extractor", "fetch", "-dataset", "availability")
+	q, err := localqueue.Open(context.Background(), filepath.Join(p.dir, "queue.db"), localqueue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost, err := q.Receive(context.Background(), 10, 0, time.Minute)
+	if err != nil || len(lost) != 1 {
+		t.Fatalf("receive: %v (%d)", err, len(lost))
+	}
+	if err := q.Delete(context.Background(), lost...); err != nil { // the message is lost
+		t.Fatal(err)
+	}
+	q.Close()
+	p.mustRun(0, "loader", "serve", "-drain")
+	if n := dbtest.Count(t, p.db(), "snapshots", ""); n != 0 {
+		t.Fatalf("without -reconcile %d snapshots were applied; the test needs a lost message", n)
+	}
+	p.mustRun(0, "loader", "serve", "-drain", "-reconcile", "1h")
+	if n := dbtest.Count(t, p.db(), "snapshots", "outcome = 'applied'"); n != 1 {
+		t.Fatalf("after -reconcile: %d applied snapshots, want 1", n)
+	}
+}

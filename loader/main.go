@@ -4,11 +4,9 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"syscall"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
@@ -24,61 +22,25 @@ func main() {
 	os.Exit(code)
 }
 
-// command is one subcommand: it parses its own flags and returns an exit code.
-type command struct {
-	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int
-}
-
-func commands() map[string]command {
-	return map[string]command{
-		"serve":         {"consume the queue and apply snapshots until stopped (-drain: until empty)", runServe},
-		"local":         {"run the whole pipeline in one process: schedule, extractor, loader", runLocal},
-		"stats":         {"print lots, availability and ledger statistics", runStats},
-		"backfill":      {"apply stored snapshots of a time range straight from the store (no loader running)", runBackfill},
-		"import-legacy": {"import the original Python project's databases", runImportLegacy},
-		"export":        {"write the latest availability (json), the lots map (geojson) or a CSV", runExport},
-		"backup":        {"write a consistent copy of the database (VACUUM INTO) while no loader runs", runBackup},
-		"healthcheck":   {"exit 0 if the running loader answers /healthz, else 1 (for container health checks)", runHealthcheck},
-	}
-}
-
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
-		usage(stderr)
-		if len(args) == 0 {
-			return cli.ExitError
-		}
-		return cli.ExitOK
-	}
-	if args[0] == "-version" || args[0] == "--version" || args[0] == "version" {
-		fmt.Fprintln(stdout, "loader", version)
-		return cli.ExitOK
-	}
-	cmd, ok := commands()[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "loader: unknown command %q\n", args[0])
-		usage(stderr)
-		return cli.ExitError
-	}
-	return cmd.run(ctx, args[1:], stdout, stderr, env)
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: loader <command> [flags]\n\ncommands:")
-	cmds := commands()
-	names := make([]string, 0, len(cmds))
-	for name := range cmds {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		fmt.Fprintf(w, "  %-14s %s\n", name, cmds[name].summary)
-	}
-	fmt.Fprintln(w, "\nRun 'loader <command> -h' for its flags. Exit codes: 0 ok, 1 error.")
+	return cli.Program{
+		Name:    "loader",
+		Version: version,
+		Commands: map[string]cli.Command{
+			"serve":         {Summary: "consume the queue and apply snapshots until stopped (-drain: until empty)", Run: runServe},
+			"local":         {Summary: "run the whole pipeline in one process: schedule, extractor, loader", Run: runLocal},
+			"stats":         {Summary: "print lots, availability and ledger statistics", Run: runStats},
+			"backfill":      {Summary: "apply stored snapshots of a time range straight from the store (no loader running)", Run: runBackfill},
+			"import-legacy": {Summary: "import the original Python project's databases", Run: runImportLegacy},
+			"export":        {Summary: "write the latest availability (json), the lots map (geojson) or a CSV", Run: runExport},
+			"backup":        {Summary: "write a consistent copy of the database (VACUUM INTO) while no loader runs", Run: runBackup},
+			"healthcheck":   {Summary: "exit 0 if the running loader answers /healthz, else 1 (for container health checks)", Run: runHealthcheck},
+		},
+		Footer: "Exit codes: 0 ok, 1 error, 2 the database is held by a running loader (backfill, backup, export, import-legacy, stats without -http-addr).",
+	}.Run(ctx, args, stdout, stderr, env)
 }
 
 func usageError(stderr io.Writer, err error) int {
-	fmt.Fprintln(stderr, "loader:", err)
+	io.WriteString(stderr, "loader: "+err.Error()+"\n")
 	return cli.ExitError
 }

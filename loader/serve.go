@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/backend"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/backfill"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/consume"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/database"
@@ -107,6 +109,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, logOut io.Writer) 
 	defer stop()
 	log.Info("loader started", "version", version, "db", cfg.DB, "store", l.store.String(), "queue", l.queue.String(), "drain", cfg.Drain)
 	l.backupOnce(ctx)
+	if cfg.Reconcile > 0 {
+		if err := l.reconcile(ctx); err != nil {
+			return err
+		}
+	}
 	bctx, stopBackups := context.WithCancel(ctx)
 	backups := make(chan struct{})
 	go func() { defer close(backups); l.runBackups(bctx) }()
@@ -210,4 +217,20 @@ func (l *loader) writeExports(ctx context.Context, results []database.Result) er
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// reconcile applies, before consuming, the stored snapshots of the last
+// cfg.Reconcile that the ledger lacks: those whose messages were lost (an
+// extractor that died between put and send) or dead-lettered and since fixed.
+func (l *loader) reconcile(ctx context.Context) error {
+	b, err := backfill.New(backfill.Config{Store: l.store, DB: l.db, Logger: l.log, AllowMassDelete: l.cfg.AllowMassDelete})
+	if err != nil {
+		return err
+	}
+	sum, err := b.Reconcile(ctx, l.cfg.Reconcile)
+	if err != nil {
+		return fmt.Errorf("reconcile the last %s: %w", l.cfg.Reconcile, err)
+	}
+	l.log.Info("reconciled", "window", l.cfg.Reconcile.String(), "summary", sum)
+	return nil
 }
