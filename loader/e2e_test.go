@@ -384,3 +384,49 @@ func TestReconcileAppliesSnapshotsWhoseMessagesWereLost(t *testing.T) {
 		t.Fatalf("after -reconcile: %d applied snapshots, want 1", n)
 	}
 }
+
+// `loader local` is the README's first command: it fetches the lots (the
+// database has none) and the live feed at start, applies both, writes the
+// latest-availability JSON, and stops cleanly on SIGTERM.
+func TestLocalRunsTheWholePipeline(t *testing.T) {
+	p := newPipeline(t)
+	pr := p.start("loader", "local")
+	applied := map[string]bool{}
+	for len(applied) < 2 {
+		line := pr.waitFor(t, "snapshot applied")
+		var e struct {
+			Dataset string `json:"dataset"`
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		applied[e.Dataset] = true
+	}
+	if err := pr.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := pr.wait(); code != 0 {
+		t.Fatalf("loader local exited %d after SIGTERM, want 0", code)
+	}
+	if !applied["lots"] || !applied["availability"] {
+		t.Fatalf("applied at start: %v, want lots and availability", applied)
+	}
+	var latest struct {
+		UpdatedAt  string `json:"updated_at"`
+		TotalCount int    `json:"total_count"`
+		Data       []struct {
+			ParkingID    string `json:"parking_id"`
+			AvailableCar int    `json:"available_car"`
+		} `json:"data"`
+	}
+	b, err := os.ReadFile(filepath.Join(p.dir, "availability.json"))
+	if err != nil {
+		t.Fatalf("latest-availability JSON: %v", err)
+	}
+	if err := json.Unmarshal(b, &latest); err != nil || latest.TotalCount == 0 || latest.TotalCount != len(latest.Data) {
+		t.Fatalf("availability.json = %.300s (%v)", b, err)
+	}
+	if n := dbtest.Count(t, p.db(), "parking_lots", ""); n == 0 {
+		t.Fatal("no lots in the database after loader local")
+	}
+}
