@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
@@ -174,6 +175,39 @@ func (a *applier) exec(ctx context.Context, query string, args ...any) (int, err
 	}
 	n, err := res.RowsAffected()
 	return int(n), err
+}
+
+// chunkRows is how many VALUES tuples one multi-row INSERT carries. In the
+// pure-Go driver each statement execution costs far more than each row in
+// it, so a snapshot of ~1,400 rows is written in a few dozen statements, not
+// a few thousand. 100 x 5 columns stays far below SQLite's 32,766 variables.
+const chunkRows = 100
+
+// execChunked runs head + "(?,...),(?,...)" + tail over rows of width
+// arguments each (args is rows*width long), chunkRows rows a statement, and
+// returns the rows changed.
+func (a *applier) execChunked(ctx context.Context, head, tail string, width int, args []any) (int, error) {
+	rows := len(args) / width
+	changed := 0
+	for start := 0; start < rows; start += chunkRows {
+		end := min(start+chunkRows, rows)
+		var q strings.Builder
+		q.WriteString(head)
+		tuple := "(" + strings.TrimSuffix(strings.Repeat("?,", width), ",") + ")"
+		for i := start; i < end; i++ {
+			if i > start {
+				q.WriteByte(',')
+			}
+			q.WriteString(tuple)
+		}
+		q.WriteString(tail)
+		n, err := a.exec(ctx, q.String(), args[start*width:end*width]...)
+		if err != nil {
+			return changed, err
+		}
+		changed += n
+	}
+	return changed, nil
 }
 
 func (a *applier) closeStmts() {

@@ -88,34 +88,34 @@ func (a *applier) applyAvailability(ctx context.Context, x Input, r *Result) err
 	sort.Slice(obs, func(i, j int) bool { return obs[i].lot < obs[j].lot })
 	t := x.FetchedAt.Unix()
 	ts := formatUnix(t)
+	var obsArgs, latestArgs []any
 	for _, o := range obs {
-		if o.valid {
-			// Two snapshots in the same second: the larger value wins, whatever the order.
-			n, err := a.exec(ctx, `INSERT INTO availability_obs (k, v) VALUES (?, ?)
-				ON CONFLICT (k) DO UPDATE SET v = excluded.v WHERE excluded.v > v`, obsKey(t, o.lot), o.v)
-			if err != nil {
-				return fmt.Errorf("store observation %s: %w", o.id, err)
-			}
-			r.Changed += n
-		}
 		var v any
 		if o.valid {
+			obsArgs = append(obsArgs, obsKey(t, o.lot), o.v)
 			v = o.v
 		}
-		// Forward only: a late older snapshot never overwrites a newer value. At
-		// the same second, a known value beats unknown and the larger one wins;
-		// then the raw text decides, so any arrival order gives one answer.
-		n, err := a.exec(ctx, `INSERT INTO availability_latest (parking_id, available_car, raw, observed_at, observed_unix)
-			VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (parking_id) DO UPDATE SET available_car = excluded.available_car, raw = excluded.raw,
-				observed_at = excluded.observed_at, observed_unix = excluded.observed_unix
-			WHERE (excluded.observed_unix, coalesce(excluded.available_car, -1), excluded.raw)
-			    > (observed_unix, coalesce(available_car, -1), raw)`, o.id, v, o.raw, ts, t)
-		if err != nil {
-			return fmt.Errorf("update latest %s: %w", o.id, err)
-		}
-		r.Changed += n
+		latestArgs = append(latestArgs, o.id, v, o.raw, ts, t)
 	}
+	// Two snapshots in the same second: the larger value wins, whatever the order.
+	n, err := a.execChunked(ctx, "INSERT INTO availability_obs (k, v) VALUES ",
+		" ON CONFLICT (k) DO UPDATE SET v = excluded.v WHERE excluded.v > v", 2, obsArgs)
+	if err != nil {
+		return fmt.Errorf("store observations: %w", err)
+	}
+	r.Changed += n
+	// Forward only: a late older snapshot never overwrites a newer value. At
+	// the same second, a known value beats unknown and the larger one wins;
+	// then the raw text decides, so any arrival order gives one answer.
+	n, err = a.execChunked(ctx, "INSERT INTO availability_latest (parking_id, available_car, raw, observed_at, observed_unix) VALUES ",
+		` ON CONFLICT (parking_id) DO UPDATE SET available_car = excluded.available_car, raw = excluded.raw,
+			observed_at = excluded.observed_at, observed_unix = excluded.observed_unix
+		WHERE (excluded.observed_unix, coalesce(excluded.available_car, -1), excluded.raw)
+		    > (observed_unix, coalesce(available_car, -1), raw)`, 5, latestArgs)
+	if err != nil {
+		return fmt.Errorf("update latest values: %w", err)
+	}
+	r.Changed += n
 	r.Outcome = Applied
 	return nil
 }
