@@ -17,9 +17,6 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 )
 
-// backfillMemoryLimit is the default soft memory limit of a backfill.
-const backfillMemoryLimit = 40 << 20
-
 // backfillFlags are backfill's own settings.
 type backfillFlags struct {
 	dataset     string
@@ -81,10 +78,7 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer, e
 		return usageError(stderr, err)
 	}
 	if env("GOMEMLIMIT") == "" {
-		// A backfill's live heap is a few batches of parsed rows; without a
-		// limit the GC lets the heap double past it. A soft limit keeps a month
-		// under ~48 MiB of RSS at a small CPU cost (GOMEMLIMIT overrides it).
-		debug.SetMemoryLimit(backfillMemoryLimit)
+		debug.SetMemoryLimit(backfill.DefaultMemoryLimit)
 	}
 
 	sum, err := runBackfillWith(ctx, cfg, log, backfill.Config{
@@ -110,7 +104,7 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer, e
 // runBackfillWith opens the database (taking its exclusive lock first, so a
 // running loader is detected before anything else) and the store, and runs.
 func runBackfillWith(ctx context.Context, cfg Config, log *slog.Logger, bc backfill.Config, from, to time.Time) (backfill.Summary, error) {
-	db, err := database.Open(ctx, cfg.DB, database.Options{Logger: log})
+	db, err := database.Open(ctx, cfg.DB, database.Options{Logger: log, CacheKiB: backfill.DefaultCacheKiB})
 	if err != nil {
 		return backfill.Summary{}, err
 	}

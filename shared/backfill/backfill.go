@@ -36,11 +36,20 @@ import (
 // Defaults of Config's zero values.
 const (
 	DefaultConcurrency = 8
-	// DefaultBatchSize: on a network file system one commit of 64 snapshots
-	// costs about what one of a single snapshot costs; 64 availability
-	// snapshots are ~90k rows, a few MiB parsed.
-	DefaultBatchSize = 64
-	DefaultLogEvery  = 10 * time.Second
+	// DefaultBatchSize: on a network file system one commit of 32 snapshots
+	// costs about what one of a single snapshot costs; 32 availability
+	// snapshots are ~45k rows, a few MiB parsed. 64 measured no faster and
+	// used more memory (docs/BACKFILL.md).
+	DefaultBatchSize = 32
+	// DefaultMemoryLimit is the soft memory limit (debug.SetMemoryLimit) a
+	// backfill runs under unless GOMEMLIMIT says otherwise: its live heap is
+	// a few batches of parsed rows, and without a limit the GC lets the heap
+	// double past it.
+	DefaultMemoryLimit = 40 << 20
+	// DefaultCacheKiB is the SQLite page cache a backfill opens the database
+	// with: it appends in key order, so a small cache loses nothing.
+	DefaultCacheKiB = 4000
+	DefaultLogEvery = 10 * time.Second
 )
 
 // Config configures a Backfill. Store and DB are required.

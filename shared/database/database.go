@@ -44,7 +44,14 @@ type Options struct {
 	// Now is the clock for bookkeeping times (snapshots.applied_at, meta).
 	// Data times never come from it. Nil means time.Now.
 	Now func() time.Time
+	// CacheKiB is SQLite's page cache (PRAGMA cache_size). Zero means
+	// DefaultCacheKiB. A backfill, which appends in key order, needs far less.
+	CacheKiB int
 }
+
+// DefaultCacheKiB is the page cache of a long-running loader: the lots
+// tables and the hot end of the observations stay in memory.
+const DefaultCacheKiB = 16000
 
 // DB is the loader's database. It is safe for concurrent use, but every call is
 // serialised on the one connection.
@@ -67,6 +74,9 @@ var sqliteHeader = []byte("SQLite format 3\x00")
 // Open opens (creating if needed) the database at path, checks it, migrates it
 // and takes its exclusive lock.
 func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	if opts.CacheKiB <= 0 {
+		opts.CacheKiB = DefaultCacheKiB
+	}
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = DefaultLockTimeout
 	}
@@ -175,7 +185,7 @@ func open(ctx context.Context, path string, opts Options) (_ *DB, err error) {
 		"PRAGMA synchronous = FULL",
 		"PRAGMA foreign_keys = ON",
 		"PRAGMA temp_store = MEMORY",
-		"PRAGMA cache_size = -16000",
+		fmt.Sprintf("PRAGMA cache_size = -%d", opts.CacheKiB),
 	}
 	for _, p := range pragmas {
 		if _, err := conn.ExecContext(ctx, p); err != nil {

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -75,6 +76,10 @@ func run(ctx context.Context) error {
 	batch := flag.Int("batch", backfill.DefaultBatchSize, "snapshots per transaction")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the phase to this file")
 	flag.Parse()
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// Measure what `loader backfill` runs: the same soft memory limit.
+		debug.SetMemoryLimit(backfill.DefaultMemoryLimit)
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -158,7 +163,7 @@ func bench(ctx context.Context, st store.Store, path string, concurrency, batch 
 }
 
 func once(ctx context.Context, st store.Store, path string, log *slog.Logger, concurrency, batch int, to time.Time) (backfill.Summary, error) {
-	db, err := database.Open(ctx, path, database.Options{Logger: log})
+	db, err := database.Open(ctx, path, database.Options{Logger: log, CacheKiB: backfill.DefaultCacheKiB})
 	if err != nil {
 		return backfill.Summary{}, err
 	}
