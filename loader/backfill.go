@@ -46,10 +46,8 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer, e
 	f.Int(&bf.batch, "batch", "", backfill.DefaultBatchSize, "snapshots applied per transaction")
 	f.Bool(&cfg.AllowMassDelete, "allow-mass-delete", "PARKING_ALLOW_MASS_DELETE", false, "apply lots snapshots that soft-delete more than half of the active lots")
 	f.String(&bf.progress, "progress", "", "auto", "progress display: auto (a bar on a terminal, else log lines), bar or log")
-	if err := f.Parse(args); err != nil {
-		return usageError(stderr, err)
-	}
-	if err := cfg.Validate(); err != nil {
+	log, err := cfg.parse(f, args, stderr)
+	if err != nil {
 		return usageError(stderr, err)
 	}
 	datasets, err := parseDatasets(bf.dataset)
@@ -72,10 +70,6 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer, e
 	case "log":
 	default:
 		return usageError(stderr, fmt.Errorf("-progress %q: want auto, bar or log", bf.progress))
-	}
-	log, err := cli.NewLogger(stderr, cfg.LogLevel)
-	if err != nil {
-		return usageError(stderr, err)
 	}
 	if env("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(backfill.DefaultMemoryLimit)

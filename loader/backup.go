@@ -21,27 +21,17 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer, env
 	f := cli.NewFlags("loader backup", env, stderr)
 	cfg.bindCommon(f)
 	f.String(&out, "out", "", "", "file to write the backup to (required; replaced atomically)")
-	if err := f.Parse(args); err != nil {
+	log, err := cfg.parse(f, args, stderr)
+	if err != nil {
 		return usageError(stderr, err)
 	}
 	if out == "" {
 		return usageError(stderr, errors.New("-out is required"))
 	}
-	if err := cfg.Validate(); err != nil {
-		return usageError(stderr, err)
-	}
-	log, err := cli.NewLogger(stderr, cfg.LogLevel)
-	if err != nil {
-		return usageError(stderr, err)
-	}
-	db, err := database.Open(ctx, cfg.DB, database.Options{Logger: log})
-	if errors.Is(err, database.ErrLocked) {
-		log.Error("backup refused", "err", err, "hint", "a running loader backs itself up: set its -backup-dir")
-		return cli.ExitSkipped
-	}
-	if err != nil {
-		log.Error("backup", "err", err)
-		return cli.ExitError
+	db, code, ok := openAlone(ctx, cfg, log, stderr, "backup",
+		"A running loader backs itself up: set its -backup-dir (PARKING_BACKUP_DIR).", database.Options{})
+	if !ok {
+		return code
 	}
 	defer db.Close()
 	start := time.Now()

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"context"
+	"io"
+	"log/slog"
+
 	"errors"
 	"fmt"
 	"net/url"
 	"time"
+
+	"github.com/parking-newtaipei/parking-newtaipei/shared/database"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
 )
@@ -98,4 +104,33 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// parse parses a command's flags, validates the configuration and returns
+// the command's logger: every command starts the same way.
+func (c *Config) parse(f *cli.Flags, args []string, stderr io.Writer) (*slog.Logger, error) {
+	if err := f.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return cli.NewLogger(stderr, c.LogLevel)
+}
+
+// openAlone opens the database for a command that must have it to itself.
+// A running loader's lock is a refusal, explained with hint, and exit code 2
+// (cli.ExitSkipped); ok is false whenever the command should return code.
+func openAlone(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer, command, hint string, opts database.Options) (db *database.DB, code int, ok bool) {
+	opts.Logger = log
+	db, err := database.Open(ctx, cfg.DB, opts)
+	if errors.Is(err, database.ErrLocked) {
+		fmt.Fprintf(stderr, "loader %s: refused: %v\n%s\n", command, err, hint)
+		return nil, cli.ExitSkipped, false
+	}
+	if err != nil {
+		log.Error(command, "db", cfg.DB, "err", err)
+		return nil, cli.ExitError, false
+	}
+	return db, cli.ExitOK, true
 }

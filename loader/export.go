@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
-	"fmt"
 	"io"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
@@ -24,28 +22,18 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer, env
 	cfg.bindCommon(f)
 	f.String(&format, "format", "", "json", "json (the original's availability.json), geojson (the active lots) or csv")
 	f.String(&out, "out", "", "", "write to this file, atomically (default: standard output)")
-	if err := f.Parse(args); err != nil {
-		return usageError(stderr, err)
-	}
-	if err := cfg.Validate(); err != nil {
+	log, err := cfg.parse(f, args, stderr)
+	if err != nil {
 		return usageError(stderr, err)
 	}
 	fm, err := export.ParseFormat(format)
 	if err != nil {
 		return usageError(stderr, err)
 	}
-	log, err := cli.NewLogger(stderr, cfg.LogLevel)
-	if err != nil {
-		return usageError(stderr, err)
-	}
-	db, err := database.Open(ctx, cfg.DB, database.Options{Logger: log})
-	if errors.Is(err, database.ErrLocked) {
-		fmt.Fprintf(stderr, "loader export: %v\nA running loader holds the database; it writes -latest-json and -geojson after each availability apply.\n", err)
-		return cli.ExitSkipped
-	}
-	if err != nil {
-		log.Error("export", "err", err)
-		return cli.ExitError
+	db, code, ok := openAlone(ctx, cfg, log, stderr, "export",
+		"A running loader holds the database; it writes -latest-json and -geojson after each availability apply.", database.Options{})
+	if !ok {
+		return code
 	}
 	defer db.Close()
 	if out != "" {

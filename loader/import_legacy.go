@@ -42,27 +42,17 @@ func runImportLegacy(ctx context.Context, args []string, stdout, stderr io.Write
 	cfg.bindCommon(f)
 	f.String(&parkingDB, "parking-db", "", "", "the original's data/db/parking.db")
 	f.String(&availD, "availability-dir", "", "", "the original's data/availability directory (availability_YYYYMM.db files)")
-	if err := f.Parse(args); err != nil {
+	log, err := cfg.parse(f, args, stderr)
+	if err != nil {
 		return usageError(stderr, err)
 	}
 	if parkingDB == "" && availD == "" {
 		return usageError(stderr, errors.New("give -parking-db, -availability-dir, or both"))
 	}
-	if err := cfg.Validate(); err != nil {
-		return usageError(stderr, err)
-	}
-	log, err := cli.NewLogger(stderr, cfg.LogLevel)
-	if err != nil {
-		return usageError(stderr, err)
-	}
-	db, err := database.Open(ctx, cfg.DB, database.Options{Logger: log})
-	if errors.Is(err, database.ErrLocked) {
-		fmt.Fprintf(stderr, "loader import-legacy: refused: %v\nStop the running loader first: the import writes the database directly.\n", err)
-		return cli.ExitSkipped
-	}
-	if err != nil {
-		log.Error("import-legacy", "err", err)
-		return cli.ExitError
+	db, code, ok := openAlone(ctx, cfg, log, stderr, "import-legacy",
+		"Stop the running loader first: the import writes the database directly.", database.Options{})
+	if !ok {
+		return code
 	}
 	defer db.Close()
 	sum, err := importLegacy(ctx, db, log, parkingDB, availD)

@@ -33,18 +33,12 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	f.Duration(&availabilityEvery, "availability-every", "PARKING_AVAILABILITY_EVERY", 5*time.Minute, "fetch the live feed this often, aligned to the clock")
 	f.Int(&lotsHour, "lots-hour", "PARKING_LOTS_HOUR", 2, "fetch the lots daily at this hour, Asia/Taipei")
 	f.Int(&lotsMinute, "lots-minute", "PARKING_LOTS_MINUTE", 0, "... and this minute")
-	if err := f.Parse(args); err != nil {
-		return usageError(stderr, err)
-	}
-	if err := cfg.Validate(); err != nil {
+	log, err := cfg.parse(f, args, stderr)
+	if err != nil {
 		return usageError(stderr, err)
 	}
 	if availabilityEvery < time.Minute || lotsHour < 0 || lotsHour > 23 || lotsMinute < 0 || lotsMinute > 59 {
 		return usageError(stderr, errors.New("-availability-every must be at least 1m; -lots-hour 0-23; -lots-minute 0-59"))
-	}
-	log, err := cli.NewLogger(stderr, cfg.LogLevel)
-	if err != nil {
-		return usageError(stderr, err)
 	}
 	// The original project's --debug printed the effective configuration.
 	log.Debug("effective configuration", "config", cfg)

@@ -28,13 +28,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	cfg.bindCommon(f)
 	cfg.bindConsume(f)
 	f.Bool(&cfg.Drain, "drain", "", false, "exit 0 once the queue is empty")
-	if err := f.Parse(args); err != nil {
-		return usageError(stderr, err)
-	}
-	if err := cfg.Validate(); err != nil {
-		return usageError(stderr, err)
-	}
-	log, err := cli.NewLogger(stderr, cfg.LogLevel)
+	log, err := cfg.parse(f, args, stderr)
 	if err != nil {
 		return usageError(stderr, err)
 	}

@@ -22,13 +22,7 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	cfg.bindCommon(f)
 	f.String(&cfg.HTTPAddr, "http-addr", "PARKING_HTTP_ADDR", "", "a running loader's HTTP address, asked for /stats when it holds the database")
 	f.Bool(&asJSON, "json", "", false, "print JSON for machines")
-	if err := f.Parse(args); err != nil {
-		return usageError(stderr, err)
-	}
-	if err := cfg.Validate(); err != nil {
-		return usageError(stderr, err)
-	}
-	log, err := cli.NewLogger(stderr, cfg.LogLevel)
+	log, err := cfg.parse(f, args, stderr)
 	if err != nil {
 		return usageError(stderr, err)
 	}
