@@ -28,8 +28,9 @@ import (
 // ErrLocked: another process (a running loader) holds the database.
 var ErrLocked = errors.New("database is held by another loader")
 
-// DefaultLockTimeout is how long Open waits for the lock before giving up.
-const DefaultLockTimeout = 2 * time.Second
+// DefaultLockTimeout is how long Open waits for the lock before giving up:
+// under 2 s, so a second loader has failed, message and all, within 2 s.
+const DefaultLockTimeout = 1500 * time.Millisecond
 
 // Options configure Open.
 type Options struct {
