@@ -115,8 +115,8 @@ func TestOpenPragmas(t *testing.T) {
 		"synchronous":  "2",
 		"foreign_keys": "1",
 		"temp_store":   "2",
-		"cache_size":   "-16000",
-		"busy_timeout": "2000",
+		"cache_size":   fmt.Sprint(-DefaultCacheKiB),
+		"busy_timeout": fmt.Sprint(DefaultLockTimeout.Milliseconds()),
 		"user_version": fmt.Sprint(SchemaVersion()),
 		"mmap_size":    "0",
 	}
