@@ -50,6 +50,14 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (c *Config) logger(w io.Writer) (*slog.Logger, error) {
-	return cli.NewLogger(w, c.LogLevel)
+// parse parses a command's flags, validates the configuration and returns
+// the command's logger: every command starts the same way.
+func (c *Config) parse(f *cli.Flags, args []string, stderr io.Writer) (*slog.Logger, error) {
+	if err := f.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return cli.NewLogger(stderr, c.LogLevel)
 }

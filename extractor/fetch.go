@@ -28,7 +28,8 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	f.String(&format, "format", "", "json", "endpoint: json (paged, the default) or csv (the whole-file download)")
 	f.Bool(&force, "force", "", false, "store and enqueue lots even when unchanged since the last stored snapshot")
 	f.Bool(&dryRun, "dry-run", "", false, "fetch and validate, print what would be stored, write nothing")
-	if err := f.Parse(args); err != nil {
+	log, err := cfg.parse(f, args, stderr)
+	if err != nil {
 		return usageError(stderr, err)
 	}
 	d, err := feed.ParseDataset(dataset)
@@ -38,13 +39,6 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	fm, err := feed.ParseFormat(format)
 	if err != nil {
 		return usageError(stderr, fmt.Errorf("-format: %w", err))
-	}
-	if err := cfg.Validate(); err != nil {
-		return usageError(stderr, err)
-	}
-	log, err := cfg.logger(stderr)
-	if err != nil {
-		return usageError(stderr, err)
 	}
 	// The original project's --debug printed the effective configuration.
 	log.Debug("effective configuration", "config", cfg)

@@ -40,18 +40,12 @@ func runImportResponses(ctx context.Context, args []string, stdout, stderr io.Wr
 	f := cli.NewFlags("extractor import-responses", env, stderr)
 	cfg.bind(f)
 	f.Bool(&enqueue, "enqueue", "", false, "enqueue each stored snapshot for the running loader (else leave them for 'loader backfill')")
-	if err := f.Parse(args); err != nil {
+	log, err := cfg.parse(f, args, stderr)
+	if err != nil {
 		return usageError(stderr, err)
 	}
 	if f.NArg() != 1 {
 		return usageError(stderr, errors.New("usage: extractor import-responses [-enqueue] DIR (the original's data/responses)"))
-	}
-	if err := cfg.Validate(); err != nil {
-		return usageError(stderr, err)
-	}
-	log, err := cfg.logger(stderr)
-	if err != nil {
-		return usageError(stderr, err)
 	}
 	st, err := backend.OpenStore(ctx, cfg.Store, backend.Options{Logger: log})
 	if err != nil {

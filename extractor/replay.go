@@ -57,7 +57,8 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer, env
 	f.Bool(&dryRun, "dry-run", "", false, "list the snapshots that would be enqueued; read and send nothing")
 	f.Int(&concurrency, "concurrency", "", 8, "concurrent snapshot reads")
 	f.Int(&logEvery, "log-every", "", 500, "log progress every this many messages")
-	if err := f.Parse(args); err != nil {
+	log, err := cfg.parse(f, args, stderr)
+	if err != nil {
 		return usageError(stderr, err)
 	}
 	d, err := feed.ParseDataset(dataset)
@@ -82,13 +83,6 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer, env
 	}
 	if concurrency < 1 || logEvery < 1 {
 		return usageError(stderr, errors.New("-concurrency and -log-every must be at least 1"))
-	}
-	if err := cfg.Validate(); err != nil {
-		return usageError(stderr, err)
-	}
-	log, err := cfg.logger(stderr)
-	if err != nil {
-		return usageError(stderr, err)
 	}
 
 	st, err := backend.OpenStore(ctx, cfg.Store, backend.Options{Logger: log})

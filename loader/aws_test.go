@@ -22,6 +22,7 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feedtest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/fetch"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/logtest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/message"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/s3store"
@@ -156,7 +157,7 @@ func TestSQSRedeliveryAppliesOnce(t *testing.T) {
 		t.Fatalf("in-flight messages after the lost delete = %d, want 1", f)
 	}
 	// The drain's long poll (5 s) outlasts the 2 s visibility: it sees the redelivery.
-	var logs syncBuffer
+	var logs logtest.Buffer
 	if err := a.consumer(t, q, a.store, a.db(), consume.Config{Drain: true, Wait: 5 * time.Second, Visibility: 2 * time.Second,
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil))}); err != nil {
 		t.Fatal(err)
@@ -358,18 +359,6 @@ func (f *failingDelete) Delete(context.Context, ...queue.Delivery) error {
 }
 
 var errFailingDelete = os.ErrDeadlineExceeded
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func mustEncodeMsg(t *testing.T, m message.Message) []byte {
 	t.Helper()

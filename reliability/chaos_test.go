@@ -13,6 +13,7 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feedtest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/localqueue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/logtest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
@@ -142,7 +143,7 @@ func cleanDump(t testing.TB, st store.Store, bodies [][]byte) string {
 	defer q.Close()
 	send(t, q, bodies...)
 	db := filepath.Join(dir, "clean.db")
-	drainInto(t, db, q, st, &syncBuffer{}, nil)
+	drainInto(t, db, q, st, &logtest.Buffer{}, nil)
 	return dbtest.Dump(t, db)
 }
 

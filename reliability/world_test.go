@@ -1,12 +1,10 @@
 package reliability
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feedtest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/filestore"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/localqueue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/logtest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/message"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
@@ -31,13 +30,13 @@ type world struct {
 	store *filestore.Store
 	queue *localqueue.Queue
 	db    string
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 }
 
 func newWorld(t testing.TB) *world {
 	t.Helper()
 	dir := t.TempDir()
-	w := &world{t: t, dir: dir, db: filepath.Join(dir, "parking.db"), logs: &syncBuffer{}}
+	w := &world{t: t, dir: dir, db: filepath.Join(dir, "parking.db"), logs: &logtest.Buffer{}}
 	var err error
 	if w.store, err = filestore.Open(filepath.Join(dir, "snapshots")); err != nil {
 		t.Fatalf("open store: %v", err)
@@ -51,20 +50,6 @@ func newWorld(t testing.TB) *world {
 }
 
 func (w *world) queuePath() string { return filepath.Join(w.dir, "queue.db") }
-
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // bodySnapshot wraps one response body into a snapshot, as a fetch would.
 func bodySnapshot(d feed.Dataset, at time.Time, body []byte) *snapshot.Snapshot {
@@ -123,7 +108,7 @@ func (w *world) drain(tune func(*consume.Config)) {
 	drainInto(w.t, w.db, w.queue, w.store, w.logs, tune)
 }
 
-func drainInto(t testing.TB, dbPath string, q queue.Queue, st store.Store, logs *syncBuffer, tune func(*consume.Config)) {
+func drainInto(t testing.TB, dbPath string, q queue.Queue, st store.Store, logs *logtest.Buffer, tune func(*consume.Config)) {
 	t.Helper()
 	ctx := context.Background()
 	db, err := database.Open(ctx, dbPath, database.Options{})

@@ -1,7 +1,6 @@
 package consume_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/fetch"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/filestore"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/localqueue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/logtest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/message"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 )
@@ -34,7 +34,7 @@ type env struct {
 	store *filestore.Store
 	queue *localqueue.Queue
 	clock *clock
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 	job   *extract.Job
 }
 
@@ -50,22 +50,10 @@ func (c *clock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{t: t, dir: dir, feed: feedtest.NewServer(t), clock: &clock{now: time.Now()}, logs: &syncBuffer{}}
+	e := &env{t: t, dir: dir, feed: feedtest.NewServer(t), clock: &clock{now: time.Now()}, logs: &logtest.Buffer{}}
 	var err error
 	if e.store, err = filestore.Open(filepath.Join(dir, "snapshots")); err != nil {
 		t.Fatal(err)
