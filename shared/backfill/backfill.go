@@ -509,13 +509,7 @@ func Input(key, sha256hex string, data []byte) (*database.Input, error) {
 		return nil, fmt.Errorf("%s: fetched at %s, the key says %s", key, snap.FetchedAt.Format(time.RFC3339Nano), info.FetchedAt.Format(time.RFC3339))
 	}
 	in := &database.Input{Key: key, SHA256: sha256hex, Dataset: snap.Dataset, FetchedAt: snap.FetchedAt}
-	switch snap.Dataset {
-	case feed.Lots:
-		in.Lots, err = snap.Lots()
-	case feed.Availability:
-		in.Availability, err = snap.Availability()
-	}
-	if err != nil {
+	if in.Lots, in.Availability, err = snap.Rows(); err != nil {
 		return nil, fmt.Errorf("%s: unparseable: %w", key, err)
 	}
 	return in, nil

@@ -354,13 +354,7 @@ func (c *consumer) read(ctx context.Context, it *item) (*database.Input, error) 
 		FetchedAt:       snap.FetchedAt,
 		AllowMassDelete: c.cfg.AllowMassDelete,
 	}
-	switch snap.Dataset {
-	case feed.Lots:
-		in.Lots, err = snap.Lots()
-	case feed.Availability:
-		in.Availability, err = snap.Availability()
-	}
-	if err != nil {
+	if in.Lots, in.Availability, err = snap.Rows(); err != nil {
 		return nil, permanent(fmt.Errorf("snapshot %s: unparseable: %w", it.key, err))
 	}
 	return in, nil

@@ -163,6 +163,20 @@ func (s *Snapshot) Validate() error {
 	return nil
 }
 
+// Rows parses every response body as rows of the snapshot's dataset: lots
+// or availability, the other slice nil.
+func (s *Snapshot) Rows() (lots []feed.LotRow, availability []feed.AvailabilityRow, err error) {
+	switch s.Dataset {
+	case feed.Lots:
+		lots, err = s.Lots()
+	case feed.Availability:
+		availability, err = s.Availability()
+	default:
+		err = fmt.Errorf("unknown dataset %q", s.Dataset)
+	}
+	return lots, availability, err
+}
+
 // Lots parses every response body as lots rows, in order.
 func (s *Snapshot) Lots() ([]feed.LotRow, error) {
 	if s.Dataset != feed.Lots {
