@@ -141,7 +141,6 @@ func (l *loader) observe(ctx context.Context, logOut io.Writer) (consume.Config,
 	cc := l.consumeConfig()
 	cc.OnEvent = reg.Observe
 	cc.AfterCommit = func(ctx context.Context, results []database.Result) error {
-		_ = reg.AfterCommit(ctx, results)
 		if err := reg.WriteEMF(logOut, false); err != nil {
 			l.log.Warn("metrics line not written", "err", err)
 		}

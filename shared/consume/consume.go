@@ -75,6 +75,7 @@ const (
 	Retried      EventKind = "retried"       // a message put back with a backoff delay
 	DeadLettered EventKind = "dead_lettered" // a message that can never succeed, moved aside
 	StoreRead    EventKind = "store_read"    // one snapshot read from the store (Duration)
+	Committed    EventKind = "committed"     // one transaction of N snapshots committed (Duration: the COMMIT)
 	Polled       EventKind = "polled"        // a receive returned (the loop is alive)
 )
 
@@ -394,6 +395,9 @@ func (c *consumer) apply(ctx context.Context, ready []*item) {
 }
 
 func (c *consumer) applied(ctx context.Context, its []*item, results []database.Result, d time.Duration) {
+	if len(results) > 0 {
+		c.cfg.OnEvent(Event{Kind: Committed, N: len(results), Duration: results[0].Commit})
+	}
 	for i := range results {
 		r := &results[i]
 		level := slog.LevelInfo

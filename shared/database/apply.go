@@ -98,6 +98,10 @@ type Result struct {
 	// Changed counts rows inserted, updated or deleted in user-facing tables.
 	Changed int
 	Quality Quality
+	// Commit is how long the COMMIT of the transaction that recorded this
+	// result took (the same for every result of one Apply): on EFS it is the
+	// fsync round trips, the figure that tells a slow file system apart.
+	Commit time.Duration
 }
 
 // Apply applies every input in one transaction, writing each input's ledger
@@ -115,7 +119,7 @@ func (db *DB) Apply(ctx context.Context, in ...Input) ([]Result, error) {
 
 	results := make([]Result, 0, len(in))
 	a := &applier{db: db, newIDs: map[string]int64{}, stmts: map[string]*sql.Stmt{}}
-	err := db.withTx(ctx, func(tx *sql.Tx) error {
+	err := db.withTx(ctx, &a.commit, func(tx *sql.Tx) error {
 		a.tx = tx
 		defer a.closeStmts()
 		for _, x := range in {
@@ -130,6 +134,9 @@ func (db *DB) Apply(ctx context.Context, in ...Input) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	for i := range results {
+		results[i].Commit = a.commit
+	}
 	// Ordinals created in the transaction are real only now that it committed.
 	for id, n := range a.newIDs {
 		db.lotIDs[id] = n
@@ -140,6 +147,7 @@ func (db *DB) Apply(ctx context.Context, in ...Input) ([]Result, error) {
 // applier carries one Apply transaction's state: the transaction, its
 // prepared statements (reused across inputs), and lot_ids rows it created.
 type applier struct {
+	commit time.Duration // how long COMMIT took, once it has
 	db     *DB
 	tx     *sql.Tx
 	stmts  map[string]*sql.Stmt

@@ -66,3 +66,18 @@ func TestBackupRotateKeepsTheNewest(t *testing.T) {
 		t.Fatalf("backups kept = %v, want the two newest", names)
 	}
 }
+
+func TestApplyReportsTheCommitTime(t *testing.T) {
+	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "parking.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.Apply(context.Background(), lotsInput("lots/a", at(0), genLots(3, 0)), availInput("availability/a", at(0), genAvailability(3, 0, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Commit <= 0 || res[0].Commit != res[1].Commit {
+		t.Fatalf("commit times %v, %v: want one positive figure for the one transaction", res[0].Commit, res[1].Commit)
+	}
+}

@@ -225,7 +225,7 @@ func open(ctx context.Context, path string, opts Options) (_ *DB, err error) {
 	}
 
 	// A write holds the lock in every case, and records who opened the file when.
-	if err := db.withTx(ctx, func(tx *sql.Tx) error {
+	if err := db.withTx(ctx, nil, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('opened_at', ?)
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, formatTime(db.now()))
 		return err
@@ -291,7 +291,9 @@ func (db *DB) Path() string { return db.path }
 
 // withTx runs fn in a transaction on the one connection, committing if fn
 // returns nil.
-func (db *DB) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+// withTx runs fn in a transaction and commits it; when commit is not nil it
+// receives how long the COMMIT took.
+func (db *DB) withTx(ctx context.Context, commit *time.Duration, fn func(tx *sql.Tx) error) error {
 	tx, err := db.conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -300,8 +302,12 @@ func (db *DB) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		_ = tx.Rollback()
 		return err
 	}
+	start := time.Now()
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	if commit != nil {
+		*commit = time.Since(start)
 	}
 	return nil
 }

@@ -117,7 +117,7 @@ func (db *DB) Reject(ctx context.Context, r Rejection) error {
 	if len(body) > MaxRejectionBody {
 		body = body[:MaxRejectionBody]
 	}
-	err := db.withTx(ctx, func(tx *sql.Tx) error {
+	err := db.withTx(ctx, nil, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO rejections (message_id, key, dataset, reason, body, at)
 			VALUES (?, ?, ?, ?, ?, ?)`, r.MessageID, r.Key, r.Dataset, r.Reason, body, formatTime(at))
 		return err

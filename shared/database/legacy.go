@@ -61,7 +61,7 @@ func (db *DB) ImportLegacyLots(ctx context.Context, lots []LegacyLot) (LegacyImp
 	defer db.mu.Unlock()
 	var res LegacyImport
 	a := &applier{db: db, newIDs: map[string]int64{}, stmts: map[string]*sql.Stmt{}}
-	err := db.withTx(ctx, func(tx *sql.Tx) error {
+	err := db.withTx(ctx, nil, func(tx *sql.Tx) error {
 		a.tx = tx
 		defer a.closeStmts()
 		for _, l := range lots {
@@ -148,7 +148,7 @@ func (db *DB) ImportLegacyObservations(ctx context.Context, obs []LegacyObservat
 		t int64
 	}
 	newest := map[string]latest{}
-	err := db.withTx(ctx, func(tx *sql.Tx) error {
+	err := db.withTx(ctx, nil, func(tx *sql.Tx) error {
 		a.tx = tx
 		defer a.closeStmts()
 		seen := map[int64]bool{}

@@ -79,7 +79,7 @@ func (db *DB) migrate(ctx context.Context) error {
 	if current == latest {
 		return nil
 	}
-	return db.withTx(ctx, func(tx *sql.Tx) error {
+	return db.withTx(ctx, nil, func(tx *sql.Tx) error {
 		for _, m := range ms[current:] {
 			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 				return fmt.Errorf("migrate %s: %w", m.name, err)

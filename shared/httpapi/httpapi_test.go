@@ -73,7 +73,7 @@ func (p *pipeline) drain(t *testing.T, reg *metrics.Registry) {
 	err := consume.Run(context.Background(), consume.Config{
 		Queue: p.queue, Store: p.store, DB: p.db, Drain: true,
 		// Drain ends at the first empty receive; keep its long poll short.
-		Wait: 100 * time.Millisecond, OnEvent: reg.Observe, AfterCommit: reg.AfterCommit,
+		Wait: 100 * time.Millisecond, OnEvent: reg.Observe,
 	})
 	if err != nil {
 		t.Fatal(err)

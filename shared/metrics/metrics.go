@@ -5,7 +5,6 @@
 package metrics
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"math"
@@ -42,9 +41,6 @@ type Registry struct {
 	lastApplied map[feed.Dataset]time.Time
 	// lastActivity is when the loop last showed it was alive.
 	lastActivity time.Time
-	// txSeconds sums the apply time of the transaction in progress; the
-	// commit histogram gets it when AfterCommit ends the transaction.
-	txSeconds float64
 	// pending holds what the next EMF line reports, per dataset.
 	pending map[feed.Dataset]*emfCounts
 }
@@ -101,6 +97,8 @@ func (r *Registry) Observe(ev consume.Event) {
 		r.messages["dead_lettered"]++
 	case consume.StoreRead:
 		r.storeRead.observe(ev.Duration.Seconds())
+	case consume.Committed:
+		r.commit.observe(ev.Duration.Seconds())
 	case consume.Applied:
 		if ev.Result == nil {
 			return
@@ -110,7 +108,6 @@ func (r *Registry) Observe(ev consume.Event) {
 		r.rows[ev.Dataset] += uint64(max(res.Changed, 0))
 		sec := ev.Duration.Seconds()
 		r.apply.observe(sec)
-		r.txSeconds += sec
 		p := r.pendingFor(ev.Dataset)
 		if len(p.applySeconds) == emfMaxValues {
 			// EMF takes at most 100 values per metric; keep the newest.
@@ -127,17 +124,6 @@ func (r *Registry) Observe(ev consume.Event) {
 			p.refused++
 		}
 	}
-}
-
-// AfterCommit ends a transaction for the commit histogram: consume reports
-// each snapshot's share of its transaction's time, and calls AfterCommit once
-// after the transaction's Applied events.
-func (r *Registry) AfterCommit(context.Context, []database.Result) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.commit.observe(r.txSeconds)
-	r.txSeconds = 0
-	return nil
 }
 
 // SetLastApplied seeds the time of a dataset's last apply (from the ledger at

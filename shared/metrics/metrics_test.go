@@ -42,7 +42,6 @@ func applied(d feed.Dataset, o database.Outcome, changed int, dur time.Duration)
 // dead letter, and a second batch with a duplicate and a redelivery.
 func sequence(t *testing.T, r *metrics.Registry, c *clock) {
 	t.Helper()
-	ctx := context.Background()
 	r.Observe(consume.Event{Kind: consume.Polled, N: 5})
 	r.Observe(consume.Event{Kind: consume.Received, N: 5})
 	r.Observe(consume.Event{Kind: consume.StoreRead, Dataset: feed.Lots, Duration: 20 * time.Millisecond})
@@ -51,7 +50,7 @@ func sequence(t *testing.T, r *metrics.Registry, c *clock) {
 	r.Observe(applied(feed.Lots, database.Applied, 900, 200*time.Millisecond))
 	r.Observe(applied(feed.Availability, database.Applied, 850, 200*time.Millisecond))
 	r.Observe(applied(feed.Availability, database.Refused, 0, 200*time.Millisecond))
-	_ = r.AfterCommit(ctx, nil)
+	r.Observe(consume.Event{Kind: consume.Committed, N: 3, Duration: 600 * time.Millisecond})
 	r.Observe(consume.Event{Kind: consume.Retried, Dataset: feed.Availability})
 	r.Observe(consume.Event{Kind: consume.DeadLettered, Dataset: feed.Lots})
 	r.Observe(consume.Event{Kind: consume.Deleted, N: 3})
@@ -62,7 +61,7 @@ func sequence(t *testing.T, r *metrics.Registry, c *clock) {
 	again.Result.AlreadyApplied = true
 	r.Observe(dup)
 	r.Observe(again)
-	_ = r.AfterCommit(ctx, nil)
+	r.Observe(consume.Event{Kind: consume.Committed, N: 2, Duration: 4 * time.Millisecond})
 	r.Observe(consume.Event{Kind: consume.Deleted, N: 2})
 	c.add(30 * time.Second)
 }
