@@ -77,8 +77,14 @@ type AvailabilityQuality struct {
 	Valid int `json:"valid"`
 	// Unknown counts distinct lots whose value is negative (-9: no live
 	// figure) or not an integer. UnknownShare is Unknown / (Valid + Unknown).
-	Unknown      int     `json:"unknown"`
-	UnknownShare float64 `json:"unknown_share"`
+	Unknown int `json:"unknown"`
+	// NoFigure, OtherNegative and NotInteger split Unknown: -9 (the city's
+	// "no live figure"), another negative (-3 closed, -6 bus only in the
+	// ancestor spec), and a value that is not an integer at all.
+	NoFigure      int     `json:"no_figure"`
+	OtherNegative int     `json:"other_negative"`
+	NotInteger    int     `json:"not_integer"`
+	UnknownShare  float64 `json:"unknown_share"`
 	// UnknownLotIDs counts IDs that are not in parking_lots (stored anyway).
 	UnknownLotIDs int `json:"unknown_lot_ids"`
 	// UnknownLotIDSample lists up to 10 of them, sorted.

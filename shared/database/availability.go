@@ -68,6 +68,14 @@ func (a *applier) applyAvailability(ctx context.Context, x Input, r *Result) err
 			aq.Valid++
 		} else {
 			aq.Unknown++
+			switch v, err := strconv.ParseInt(strings.TrimSpace(o.raw), 10, 64); {
+			case err != nil:
+				aq.NotInteger++
+			case v == -9:
+				aq.NoFigure++
+			default:
+				aq.OtherNegative++
+			}
 		}
 		if !known[o.id] {
 			aq.UnknownLotIDs++

@@ -27,7 +27,8 @@ func TestApplyAvailabilityNineRule(t *testing.T) {
 		t.Fatalf("result = %+v", r)
 	}
 	a := q.Availability
-	if a.Valid != 4 || a.Unknown != 3 || a.UnknownLotIDs != 1 || a.UnknownLotIDSample[0] != lotID(6) {
+	if a.Valid != 4 || a.Unknown != 3 || a.NoFigure != 1 || a.OtherNegative != 1 || a.NotInteger != 1 ||
+		a.UnknownLotIDs != 1 || a.UnknownLotIDSample[0] != lotID(6) {
 		t.Errorf("availability quality = %+v", a)
 	}
 	ts := formatTime(at(1))

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
@@ -209,9 +211,18 @@ func (s Stats) WriteText(w io.Writer) error {
 			p("  \trows %d, duplicate IDs %d", q.Rows, q.DuplicateIDs)
 			if l := q.Lots; l != nil {
 				p(", active %d, appeared %d, disappeared %d, without position %d", l.Active, l.Appeared, l.Disappeared, l.LotsWithoutPosition)
+				reasons := make([]string, 0, len(l.WithoutPositionByReason))
+				for r, n := range l.WithoutPositionByReason {
+					reasons = append(reasons, fmt.Sprintf("%s %d", r, n))
+				}
+				if len(reasons) > 0 {
+					sort.Strings(reasons)
+					p(" (%s)", strings.Join(reasons, ", "))
+				}
 			}
 			if a := q.Availability; a != nil {
-				p(", valid %d, unknown %d (%.0f%%), unknown lot IDs %d", a.Valid, a.Unknown, 100*a.UnknownShare, a.UnknownLotIDs)
+				p(", valid %d, unknown %d (%.0f%%: -9 %d, other negative %d, not an integer %d), unknown lot IDs %d",
+					a.Valid, a.Unknown, 100*a.UnknownShare, a.NoFigure, a.OtherNegative, a.NotInteger, a.UnknownLotIDs)
 			}
 			p("\n")
 		}
