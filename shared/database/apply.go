@@ -162,7 +162,9 @@ type applier struct {
 	// lots snapshot changes parking_lots in this transaction.
 	knownLots map[string]bool
 	// upsertLot is the parking_lots upsert, built once.
-	upsertLot string
+	upsertLot, upsertLotTail string
+	// versionRows and versionDeletes buffer lot_versions writes (see setVersion).
+	versionRows, versionDeletes []any
 }
 
 // stmt returns a prepared statement for query, prepared once per transaction.
@@ -275,6 +277,9 @@ func (a *applier) apply(ctx context.Context, x Input) (Result, error) {
 		}
 	} else {
 		r.Rows = len(x.Lots) + len(x.Availability)
+	}
+	if err := a.flushVersions(ctx); err != nil {
+		return r, err
 	}
 	if err := a.record(ctx, x, r); err != nil {
 		return r, err

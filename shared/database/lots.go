@@ -2,8 +2,6 @@ package database
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -186,13 +184,11 @@ func (a *applier) applyLots(ctx context.Context, x Input, r *Result) error {
 			affected = append(affected, id)
 		}
 	}
-	for _, id := range affected {
-		n, err := a.deriveLot(ctx, id)
-		if err != nil {
-			return err
-		}
-		r.Changed += n
+	n, err := a.deriveLots(ctx, affected)
+	if err != nil {
+		return err
 	}
+	r.Changed += n
 	if len(affected) > 0 {
 		a.knownLots = nil
 	}
@@ -201,27 +197,42 @@ func (a *applier) applyLots(ctx context.Context, x Input, r *Result) error {
 
 // setVersion makes lot_versions hold a row (id, at) with state want iff
 // wantRow, given whether a row existed and what it held. It returns the number
-// of rows written or deleted.
+// of rows to be written or deleted; the writes are buffered and reach the
+// table in multi-row statements at the next flushVersions, which every read
+// of lot_versions in this package does first.
 func (a *applier) setVersion(ctx context.Context, id, at string, want lotState, had, wantRow bool, old lotState) (int, error) {
 	switch {
 	case wantRow && (!had || old != want):
-		args := make([]any, 0, 16)
-		args = append(args, id, at, want.present)
+		a.versionRows = append(a.versionRows, id, at, want.present)
 		for _, v := range want.a {
-			args = append(args, v)
-		}
-		if _, err := a.exec(ctx, `INSERT OR REPLACE INTO lot_versions (parking_id, effective_at, present, `+attrColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
-			return 0, fmt.Errorf("write version %s@%s: %w", id, at, err)
+			a.versionRows = append(a.versionRows, v)
 		}
 		return 1, nil
 	case !wantRow && had:
-		if _, err := a.exec(ctx, "DELETE FROM lot_versions WHERE parking_id = ? AND effective_at = ?", id, at); err != nil {
-			return 0, fmt.Errorf("delete version %s@%s: %w", id, at, err)
-		}
+		a.versionDeletes = append(a.versionDeletes, id, at)
 		return 1, nil
 	}
 	return 0, nil
+}
+
+// flushVersions writes the buffered lot_versions changes. A snapshot writes a
+// given (lot, time) at most once, so the order of writes and deletes does not matter.
+func (a *applier) flushVersions(ctx context.Context) error {
+	if len(a.versionRows) > 0 {
+		if _, err := a.execChunked(ctx, "INSERT OR REPLACE INTO lot_versions (parking_id, effective_at, present, "+attrColumns+") VALUES ",
+			"", 3+len(attrs{}), a.versionRows); err != nil {
+			return fmt.Errorf("write lot versions: %w", err)
+		}
+		a.versionRows = a.versionRows[:0]
+	}
+	if len(a.versionDeletes) > 0 {
+		if _, err := a.execChunked(ctx, "DELETE FROM lot_versions WHERE (parking_id, effective_at) IN (VALUES ",
+			")", 2, a.versionDeletes); err != nil {
+			return fmt.Errorf("delete lot versions: %w", err)
+		}
+		a.versionDeletes = a.versionDeletes[:0]
+	}
+	return nil
 }
 
 // statesBefore returns every lot's state just before time ts: its latest
@@ -241,6 +252,9 @@ func (a *applier) statesAt(ctx context.Context, ts string) (map[string]lotState,
 }
 
 func (a *applier) queryStates(ctx context.Context, query string, args ...any) (map[string]lotState, error) {
+	if err := a.flushVersions(ctx); err != nil {
+		return nil, err
+	}
 	s, err := a.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -285,73 +299,133 @@ var lotColumns = []string{"area", "name", "type", "summary", "address", "tel", "
 	"tw97x", "tw97y", "total_car", "total_motor", "total_bike", "created_at", "updated_at", "deleted_at",
 	"lon", "lat", "coord_note"}
 
-func upsertLotSQL() string {
+// upsertLotSQL returns the head and the tail of the parking_lots upsert, to
+// go around execChunked's VALUES tuples. Unchanged rows are not rewritten,
+// so the changed count is honest.
+func upsertLotSQL() (head, tail string) {
 	var set, differ []string
 	for _, c := range lotColumns {
 		set = append(set, c+" = excluded."+c)
 		differ = append(differ, c+" IS NOT excluded."+c)
 	}
-	return "INSERT INTO parking_lots (id, " + strings.Join(lotColumns, ", ") + ") VALUES (?" +
-		strings.Repeat(", ?", len(lotColumns)) + ") ON CONFLICT (id) DO UPDATE SET " + strings.Join(set, ", ") +
-		" WHERE " + strings.Join(differ, " OR ")
+	return "INSERT INTO parking_lots (id, " + strings.Join(lotColumns, ", ") + ") VALUES ",
+		" ON CONFLICT (id) DO UPDATE SET " + strings.Join(set, ", ") + " WHERE " + strings.Join(differ, " OR ")
 }
 
-// deriveLot recomputes a lot's parking_lots row from its history and returns
-// 1 if the row changed. The row is a function of lot_versions alone:
+// deriveLot recomputes one lot's parking_lots row (see deriveLots).
+func (a *applier) deriveLot(ctx context.Context, id string) (int, error) {
+	return a.deriveLots(ctx, []string{id})
+}
+
+// deriveLots recomputes the parking_lots rows of ids from their history and
+// returns how many rows changed. A row is a function of lot_versions alone:
 // created_at is the first version (always a present one: nothing is written
 // for a lot before it first appears), the attributes and updated_at come from
 // the latest present version, deleted_at from the latest version if absent.
-// Each is a primary-key seek, independent of the history's length.
-func (a *applier) deriveLot(ctx context.Context, id string) (int, error) {
-	s, err := a.stmt(ctx, `SELECT (SELECT min(effective_at) FROM lot_versions WHERE parking_id = ?1),
-		l.effective_at, l.present, p.effective_at, `+prefixed("p.", attrColumns)+`
-		FROM (SELECT effective_at, present FROM lot_versions WHERE parking_id = ?1
-		      ORDER BY effective_at DESC LIMIT 1) l
-		JOIN (SELECT * FROM lot_versions WHERE parking_id = ?1 AND present = 1
-		      ORDER BY effective_at DESC LIMIT 1) p`)
-	if err != nil {
+// Each lookup is a primary-key seek, independent of the history's length, and
+// both the reads and the upserts go chunkRows lots at a time.
+func (a *applier) deriveLots(ctx context.Context, ids []string) (int, error) {
+	if err := a.flushVersions(ctx); err != nil {
 		return 0, err
 	}
-	var created, lastAt, updated string
-	var lastPresent bool
-	var latest attrs
-	dest := []any{&created, &lastAt, &lastPresent, &updated}
-	for i := range latest {
-		dest = append(dest, &latest[i])
-	}
-	err = s.QueryRowContext(ctx, id).Scan(dest...)
-	if errors.Is(err, sql.ErrNoRows) {
-		// No versions left (not reachable through applyLots, kept for safety).
-		n, err := a.exec(ctx, "DELETE FROM parking_lots WHERE id = ?", id)
-		if err != nil {
-			return 0, fmt.Errorf("derive lot %s: %w", id, err)
-		}
-		return n, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("derive lot %s: %w", id, err)
-	}
-	var deleted any
-	if !lastPresent {
-		deleted = lastAt
-	}
-	pos := geo.Locate(latest[8], latest[9])
-	var lon, lat any
-	if pos.OK {
-		lon, lat = pos.Lon, pos.Lat
-	}
 	if a.upsertLot == "" {
-		a.upsertLot = upsertLotSQL()
+		a.upsertLot, a.upsertLotTail = upsertLotSQL()
 	}
-	n, err := a.exec(ctx, a.upsertLot, id,
-		latest[0], latest[1], latest[2], latest[3], latest[4], latest[5], latest[6], latest[7],
-		parseReal(latest[8]), parseReal(latest[9]),
-		parseCount(latest[10]), parseCount(latest[11]), parseCount(latest[12]),
-		created, updated, deleted, lon, lat, pos.Note)
+	changed := 0
+	for start := 0; start < len(ids); start += chunkRows {
+		chunk := ids[start:min(start+chunkRows, len(ids))]
+		rows, err := a.lotRows(ctx, chunk)
+		if err != nil {
+			return changed, err
+		}
+		var args []any
+		var gone []any
+		for _, id := range chunk {
+			row, ok := rows[id]
+			if !ok {
+				// No versions left (not reachable through applyLots, kept for safety).
+				gone = append(gone, id)
+				continue
+			}
+			args = append(args, row...)
+		}
+		n, err := a.execChunked(ctx, a.upsertLot, a.upsertLotTail, 1+len(lotColumns), args)
+		if err != nil {
+			return changed, fmt.Errorf("derive lots: %w", err)
+		}
+		changed += n
+		if len(gone) > 0 {
+			n, err := a.execChunked(ctx, "DELETE FROM parking_lots WHERE id IN (VALUES ", ")", 1, gone)
+			if err != nil {
+				return changed, fmt.Errorf("derive lots: %w", err)
+			}
+			changed += n
+		}
+	}
+	return changed, nil
+}
+
+// lotRows reads what parking_lots should hold for each of ids that has a
+// history: the upsert's arguments, id first.
+func (a *applier) lotRows(ctx context.Context, ids []string) (map[string][]any, error) {
+	var q strings.Builder
+	q.WriteString("WITH ids(id) AS (VALUES ")
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString("(?)")
+		args[i] = id
+	}
+	q.WriteString(`)
+		SELECT ids.id, (SELECT min(effective_at) FROM lot_versions WHERE parking_id = ids.id),
+			l.effective_at, l.present, p.effective_at, ` + prefixed("p.", attrColumns) + `
+		FROM ids
+		JOIN lot_versions l ON l.parking_id = ids.id AND l.effective_at =
+			(SELECT max(effective_at) FROM lot_versions WHERE parking_id = ids.id)
+		JOIN lot_versions p ON p.parking_id = ids.id AND p.effective_at =
+			(SELECT max(effective_at) FROM lot_versions WHERE parking_id = ids.id AND present = 1)`)
+	s, err := a.stmt(ctx, q.String())
 	if err != nil {
-		return 0, fmt.Errorf("derive lot %s: %w", id, err)
+		return nil, err
 	}
-	return n, nil
+	rs, err := s.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, fmt.Errorf("derive lots: %w", err)
+	}
+	defer rs.Close()
+	out := make(map[string][]any, len(ids))
+	for rs.Next() {
+		var id, created, lastAt, updated string
+		var lastPresent bool
+		var latest attrs
+		dest := []any{&id, &created, &lastAt, &lastPresent, &updated}
+		for i := range latest {
+			dest = append(dest, &latest[i])
+		}
+		if err := rs.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("derive lots: %w", err)
+		}
+		var deleted any
+		if !lastPresent {
+			deleted = lastAt
+		}
+		pos := geo.Locate(latest[8], latest[9])
+		var lon, lat any
+		if pos.OK {
+			lon, lat = pos.Lon, pos.Lat
+		}
+		out[id] = []any{id,
+			latest[0], latest[1], latest[2], latest[3], latest[4], latest[5], latest[6], latest[7],
+			parseReal(latest[8]), parseReal(latest[9]),
+			parseCount(latest[10]), parseCount(latest[11]), parseCount(latest[12]),
+			created, updated, deleted, lon, lat, pos.Note}
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("derive lots: %w", err)
+	}
+	return out, nil
 }
 
 // parseReal returns the raw coordinate as a number, or NULL.
