@@ -105,6 +105,11 @@ func (a *applier) applyLots(ctx context.Context, x Input, r *Result) error {
 		r.Reason = fmt.Sprintf("lots snapshot %s fetched in the same millisecond takes precedence", nb.sameKey.String)
 		return nil
 	}
+	// The guard compares with the lots active at this snapshot's fetch time
+	// (its predecessor in the history), as known when it arrives. A snapshot
+	// accepted earlier is not re-judged if an older one arrives later and
+	// would have made it look like a mass delete: refusal is a judgement on
+	// arrival, and the invariance holds over the snapshots actually applied.
 	if !x.AllowMassDelete && lq.Disappeared*2 > activePrev {
 		r.Outcome = Refused
 		r.Reason = fmt.Sprintf("would remove %d of %d active lots (more than half); allow mass delete if this is real",
