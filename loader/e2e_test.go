@@ -430,3 +430,40 @@ func TestLocalRunsTheWholePipeline(t *testing.T) {
 		t.Fatal("no lots in the database after loader local")
 	}
 }
+
+// A database rebuilt beside an existing snapshot directory gets its lots at
+// once: the content-hash skip (the lots are unchanged since the last stored
+// snapshot) must not keep them out of an empty database.
+func TestLocalFetchesLotsIntoAnEmptyDatabaseEvenIfUnchanged(t *testing.T) {
+	p := newPipeline(t)
+	p.mustRun(0, "extractor", "fetch", "-dataset", "lots") // stored, content hash recorded
+	// Its message went to a database that is gone: the new one starts empty.
+	q, err := localqueue.Open(context.Background(), filepath.Join(p.dir, "queue.db"), localqueue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := q.Receive(context.Background(), 10, 0, time.Minute)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("receive: %v (%d)", err, len(ds))
+	}
+	if err := q.Delete(context.Background(), ds...); err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	pr := p.start("loader", "local")
+	for {
+		line := pr.waitFor(t, "snapshot applied")
+		if strings.Contains(line, `"dataset":"lots"`) {
+			break
+		}
+	}
+	if err := pr.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := pr.wait(); code != 0 {
+		t.Fatalf("loader local exited %d", code)
+	}
+	if n := dbtest.Count(t, p.db(), "parking_lots", ""); n == 0 {
+		t.Fatal("no lots in the new database")
+	}
+}

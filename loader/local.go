@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -61,9 +62,18 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	}
 	job := &extract.Job{Fetcher: fetcher, Store: l.store, Queue: l.queue, Logger: log}
 	pinger := healthping.Pinger{Logger: log}
+	// noLots: the database has no applied lots snapshot yet (a new one, or one
+	// being rebuilt beside an existing snapshot directory).
+	noLots := func(ctx context.Context) bool {
+		_, ok, err := l.db.LatestFetchedAt(ctx, feed.Lots)
+		return err != nil || !ok
+	}
 	fetchJob := func(d feed.Dataset, pingURL string) func(context.Context) error {
 		return func(ctx context.Context) error {
-			res, err := job.Run(ctx, extract.Request{Dataset: d, Format: feed.JSON})
+			// Without lots in the database the content-hash skip would keep a
+			// stored-but-unapplied list out forever: fetch it regardless.
+			force := d == feed.Lots && noLots(ctx)
+			res, err := job.Run(ctx, extract.Request{Dataset: d, Format: feed.JSON, Force: force})
 			switch {
 			case errors.Is(err, extract.ErrUnchanged):
 				pinger.Ping(ctx, pingURL, false, "lots unchanged; skipped")
@@ -81,21 +91,36 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 
 	l.backupOnce(ctx)
 	g, gctx := errgroup.WithContext(ctx)
+	// lotsOK says a lots fetch of this process succeeded (stored, or unchanged).
+	var lotsOK atomic.Bool
+	fetchLots := fetchJob(feed.Lots, env("HEALTHCHECK_PARKING_URL"))
+	lotsJob := func(ctx context.Context) error {
+		err := fetchLots(ctx)
+		lotsOK.Store(err == nil)
+		return err
+	}
+	availabilityJob := fetchJob(feed.Availability, env("HEALTHCHECK_AVAILABILITY_URL"))
 	g.Go(func() error {
 		schedule.Run(gctx, log, nil,
 			schedule.Job{
 				Name: "lots", Spec: schedule.Daily{Hour: lotsHour, Minute: lotsMinute, Loc: schedule.Taipei},
 				// A new database has no lots: fetch them at once rather than at 02:00.
-				AtStart: func(ctx context.Context) bool {
-					st, err := l.db.Stats(ctx)
-					return err != nil || st.Lots.Total == 0
-				},
-				Run: fetchJob(feed.Lots, env("HEALTHCHECK_PARKING_URL")),
+				AtStart: noLots,
+				Run:     lotsJob,
 			},
 			schedule.Job{
 				Name: "availability", Spec: schedule.Every{D: availabilityEvery},
 				AtStart: func(context.Context) bool { return true },
-				Run:     fetchJob(feed.Availability, env("HEALTHCHECK_AVAILABILITY_URL")),
+				Run: func(ctx context.Context) error {
+					// A lots fetch that failed at start is not left until 02:00:
+					// while the database has none, every availability tick tries again.
+					if !lotsOK.Load() && noLots(ctx) {
+						if err := lotsJob(ctx); err != nil {
+							log.Warn("lots still missing; retrying at the next tick", "err", err)
+						}
+					}
+					return availabilityJob(ctx)
+				},
 			},
 		)
 		return nil
