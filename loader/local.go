@@ -91,10 +91,13 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 
 	l.backupOnce(ctx)
 	g, gctx := errgroup.WithContext(ctx)
-	// lotsOK says a lots fetch of this process succeeded (stored, or unchanged).
+	// lotsOK says a lots fetch of this process succeeded (stored, or
+	// unchanged); lotsTried is when one was last attempted.
 	var lotsOK atomic.Bool
+	var lotsTried atomic.Int64
 	fetchLots := fetchJob(feed.Lots, env("HEALTHCHECK_PARKING_URL"))
 	lotsJob := func(ctx context.Context) error {
+		lotsTried.Store(time.Now().UnixNano())
 		err := fetchLots(ctx)
 		lotsOK.Store(err == nil)
 		return err
@@ -114,7 +117,8 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 				Run: func(ctx context.Context) error {
 					// A lots fetch that failed at start is not left until 02:00:
 					// while the database has none, every availability tick tries again.
-					if !lotsOK.Load() && noLots(ctx) {
+					retry := time.Since(time.Unix(0, lotsTried.Load())) > availabilityEvery/2
+					if !lotsOK.Load() && retry && noLots(ctx) {
 						if err := lotsJob(ctx); err != nil {
 							log.Warn("lots still missing; retrying at the next tick", "err", err)
 						}
