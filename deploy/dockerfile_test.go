@@ -78,7 +78,6 @@ func TestDockerfiles(t *testing.T) {
 			}
 			args := map[string]bool{}
 			var goBuild *instructions.RunCommand
-			var cacheTargets []string
 			for _, c := range build.Commands {
 				switch c := c.(type) {
 				case *instructions.ArgCommand:
@@ -89,11 +88,6 @@ func TestDockerfiles(t *testing.T) {
 					line := strings.Join(c.CmdLine, " ")
 					if strings.Contains(line, "go build") {
 						goBuild = c
-					}
-					for _, m := range instructions.GetMounts(c) {
-						if m.Type == instructions.MountTypeCache {
-							cacheTargets = append(cacheTargets, m.Target)
-						}
 					}
 				case *instructions.AddCommand:
 					t.Errorf("ADD in the build stage: %v (use COPY)", c.SourcePaths)

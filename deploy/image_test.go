@@ -111,10 +111,8 @@ func buildFor(t *testing.T, arch string) string {
 		if b.err = os.MkdirAll(b.dir, 0o755); b.err != nil {
 			return
 		}
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
+		// The go command on PATH: the one running these tests.
+		goTool := "go"
 		args := []string{"build", "-trimpath", "-ldflags", "-s -w -X main.version=" + testVersion, "-o", b.dir + string(filepath.Separator)}
 		for _, p := range programs {
 			args = append(args, "./"+p)
