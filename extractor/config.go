@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
-	"strings"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
 )
@@ -44,8 +43,8 @@ func (c *Config) Validate() error {
 	if p, err := url.Parse(c.FeedBaseURL); err == nil && p.Scheme != "http" && p.Scheme != "https" {
 		errs = append(errs, fmt.Errorf("-feed-base-url %q: want http or https", c.FeedBaseURL))
 	}
-	if !strings.Contains("debug info warn error", strings.ToLower(c.LogLevel)) || c.LogLevel == "" {
-		errs = append(errs, fmt.Errorf("-log-level %q: want debug, info, warn or error", c.LogLevel))
+	if _, err := cli.NewLogger(io.Discard, c.LogLevel); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

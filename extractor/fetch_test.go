@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -77,5 +78,17 @@ func TestFetchPingsLikeTheOriginal(t *testing.T) {
 	fetch(0, "-dataset", "availability", "-dry-run")
 	if got := avail.got(); len(got) != 2 {
 		t.Fatalf("a dry run pinged: %v", got)
+	}
+}
+
+// A misspelt log level is a usage error, not a silent default.
+func TestFetchRefusesAnUnknownLogLevel(t *testing.T) {
+	var out, errb bytes.Buffer
+	env := fetchEnv(t.TempDir(), "http://127.0.0.1:1", "", "")
+	if code := run(context.Background(), []string{"fetch", "-dataset", "lots", "-log-level", "fo"}, &out, &errb, env); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if !strings.Contains(errb.String(), `log level "fo"`) {
+		t.Fatalf("error does not name the level: %s", errb.String())
 	}
 }

@@ -100,7 +100,7 @@ func (c *Config) Validate() error {
 	if c.Visibility != 0 && c.Visibility < 2*time.Second {
 		errs = append(errs, fmt.Errorf("-visibility %s: at least 2s", c.Visibility))
 	}
-	if _, err := cli.NewLogger(nil, c.LogLevel); err != nil {
+	if _, err := cli.NewLogger(io.Discard, c.LogLevel); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
