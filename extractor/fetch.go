@@ -8,12 +8,10 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/backend"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/extract"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/fetch"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/healthping"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/ops/healthping"
 )
 
 func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
@@ -77,17 +75,17 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 // fetchOnce opens the backends a fetch needs and runs one job. A dry run
 // never opens the queue.
 func fetchOnce(ctx context.Context, cfg Config, log *slog.Logger, req extract.Request) (extract.Result, error) {
-	fetcher, err := fetch.New(fetch.Config{BaseURL: cfg.FeedBaseURL, Logger: log})
+	fetcher, err := extract.NewClient(extract.ClientConfig{BaseURL: cfg.FeedBaseURL, Logger: log})
 	if err != nil {
 		return extract.Result{}, err
 	}
-	st, err := backend.OpenStore(ctx, cfg.Store, backend.Options{Logger: log})
+	st, err := cli.OpenStore(ctx, cfg.Store, cli.BackendOptions{Logger: log})
 	if err != nil {
 		return extract.Result{}, err
 	}
 	job := &extract.Job{Fetcher: fetcher, Store: st, Logger: log}
 	if !req.DryRun {
-		q, err := backend.OpenQueue(ctx, cfg.Queue, backend.Options{Logger: log})
+		q, err := cli.OpenQueue(ctx, cfg.Queue, cli.BackendOptions{Logger: log})
 		if err != nil {
 			return extract.Result{}, err
 		}

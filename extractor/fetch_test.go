@@ -11,8 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/parking-newtaipei/parking-newtaipei/internal/feedtest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/feedtest"
 )
 
 // pings records the healthcheck pings a run sends.

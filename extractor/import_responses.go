@@ -7,11 +7,8 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/backend"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/extract"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/legacy"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/message"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
 )
@@ -47,14 +44,14 @@ func runImportResponses(ctx context.Context, args []string, stdout, stderr io.Wr
 	if f.NArg() != 1 {
 		return usageError(stderr, errors.New("usage: extractor import-responses [-enqueue] DIR (the original's data/responses)"))
 	}
-	st, err := backend.OpenStore(ctx, cfg.Store, backend.Options{Logger: log})
+	st, err := cli.OpenStore(ctx, cfg.Store, cli.BackendOptions{Logger: log})
 	if err != nil {
 		log.Error("import-responses", "err", err)
 		return cli.ExitError
 	}
 	var q queue.Queue
 	if enqueue {
-		if q, err = backend.OpenQueue(ctx, cfg.Queue, backend.Options{Logger: log}); err != nil {
+		if q, err = cli.OpenQueue(ctx, cfg.Queue, cli.BackendOptions{Logger: log}); err != nil {
 			log.Error("import-responses", "err", err)
 			return cli.ExitError
 		}
@@ -75,7 +72,7 @@ func runImportResponses(ctx context.Context, args []string, stdout, stderr io.Wr
 // a queue, enqueues their messages ten per call.
 func importResponses(ctx context.Context, dir string, st store.Store, q queue.Queue, log *slog.Logger) (ImportResponsesSummary, error) {
 	sum := ImportResponsesSummary{Skipped: []SkippedExchange{}}
-	files, err := legacy.ResponseFiles(dir)
+	files, err := extract.ResponseFiles(dir)
 	if err != nil {
 		return sum, err
 	}
@@ -93,8 +90,8 @@ func importResponses(ctx context.Context, dir string, st store.Store, q queue.Qu
 	}
 	for _, path := range files {
 		sum.Files++
-		ex, err := legacy.ReadExchange(path)
-		if err != nil && !errors.Is(err, legacy.ErrSkip) {
+		ex, err := extract.ReadExchange(path)
+		if err != nil && !errors.Is(err, extract.ErrSkip) {
 			return sum, err
 		}
 		var res extract.Result
@@ -113,7 +110,7 @@ func importResponses(ctx context.Context, dir string, st store.Store, q queue.Qu
 					sum.Stored++
 					sum.LastKey = res.Key
 					if q != nil {
-						body, err := message.Encode(extract.Message(res, loc))
+						body, err := queue.EncodeMessage(extract.Message(res, loc))
 						if err != nil {
 							return sum, fmt.Errorf("%s: %w", path, err)
 						}

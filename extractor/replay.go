@@ -12,11 +12,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/backend"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/backfill"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/message"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/load/backfill"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
@@ -85,7 +83,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer, env
 		return usageError(stderr, errors.New("-concurrency and -log-every must be at least 1"))
 	}
 
-	st, err := backend.OpenStore(ctx, cfg.Store, backend.Options{Logger: log})
+	st, err := cli.OpenStore(ctx, cfg.Store, cli.BackendOptions{Logger: log})
 	if err != nil {
 		log.Error("replay", "err", err)
 		return cli.ExitError
@@ -99,7 +97,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer, env
 			return nil
 		})
 	} else {
-		q, qerr := backend.OpenQueue(ctx, cfg.Queue, backend.Options{Logger: log})
+		q, qerr := cli.OpenQueue(ctx, cfg.Queue, cli.BackendOptions{Logger: log})
 		if qerr != nil {
 			log.Error("replay", "err", qerr)
 			return cli.ExitError
@@ -222,8 +220,8 @@ func (r *replayer) message(ctx context.Context, l backfill.Listed) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	return message.Encode(message.Message{
-		Version: message.Version, Dataset: in.Dataset, Bucket: loc.Bucket, Key: loc.Key,
+	return queue.EncodeMessage(queue.Message{
+		Version: queue.MessageVersion, Dataset: in.Dataset, Bucket: loc.Bucket, Key: loc.Key,
 		SHA256: hexSum, Size: int64(len(data)), FetchedAt: in.FetchedAt, Rows: len(in.Lots) + len(in.Availability),
 	})
 }

@@ -10,17 +10,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/backfill/backfilltest"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/consume"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/database"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/dbtest"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/filestore"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/localqueue"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/message"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/awstest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/snapshottest"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/s3store"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/sqsqueue"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/testenv"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/sqlitequeue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/sqsqueue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/store/filestore"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/store/s3store"
 )
 
 var replayStart = time.Date(2026, 11, 26, 23, 0, 0, 0, time.FixedZone("Asia/Taipei", 8*3600))
@@ -40,7 +40,7 @@ func newInstall(t *testing.T, n int) *install {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := backfilltest.Month(context.Background(), st, replayStart, n, replayInterval, 4); err != nil {
+	if err := snapshottest.Month(context.Background(), st, replayStart, n, replayInterval, 4); err != nil {
 		t.Fatal(err)
 	}
 	in := &install{dir: dir, storeURL: "file://" + filepath.Join(dir, "snapshots"),
@@ -68,15 +68,15 @@ func (in *install) replay(t *testing.T, args ...string) (ReplaySummary, string, 
 
 // drain runs the loader's consume loop in this process until the queue is
 // empty, as the one running loader would, and returns its apply results.
-func (in *install) drain(t *testing.T) []database.Result {
+func (in *install) drain(t *testing.T) []snapshot.Result {
 	t.Helper()
 	ctx := context.Background()
-	db, err := database.Open(ctx, in.db, database.Options{})
+	db, err := sqlite.Open(ctx, in.db, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	q, err := localqueue.Open(ctx, strings.TrimPrefix(in.queueURL, "sqlite://"), localqueue.Options{})
+	q, err := sqlitequeue.Open(ctx, strings.TrimPrefix(in.queueURL, "sqlite://"), sqlitequeue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func (in *install) drain(t *testing.T) []database.Result {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	var results []database.Result
+	var results []snapshot.Result
 	err = consume.Run(ctx, consume.Config{Queue: q, Store: st, DB: db, Drain: true, Wait: 50 * time.Millisecond,
 		OnEvent: func(e consume.Event) {
 			if e.Kind == consume.Applied && e.Result != nil {
@@ -169,7 +169,7 @@ func TestReplayDryRun(t *testing.T) {
 	if code != 0 || s.Listed != 5 || s.Enqueued != 0 || strings.Count(out, "availability/2026/11/") != 5 {
 		t.Fatalf("exit %d, %+v\n%s", code, s, out)
 	}
-	q, err := localqueue.Open(context.Background(), filepath.Join(in.dir, "queue.db"), localqueue.Options{})
+	q, err := sqlitequeue.Open(context.Background(), filepath.Join(in.dir, "queue.db"), sqlitequeue.Options{})
 	if err == nil {
 		defer q.Close()
 		if visible, inFlight, _ := q.Len(context.Background()); visible+inFlight != 0 {
@@ -183,13 +183,13 @@ func TestReplayDryRun(t *testing.T) {
 // object's bucket and full key.
 func TestReplaySQS(t *testing.T) {
 	const n = 23
-	client, bucket := testenv.S3(t)
+	client, bucket := awstest.S3(t)
 	st := s3store.New(client, bucket, "p")
-	if err := backfilltest.Month(context.Background(), st, replayStart, n, replayInterval, 4); err != nil {
+	if err := snapshottest.Month(context.Background(), st, replayStart, n, replayInterval, 4); err != nil {
 		t.Fatal(err)
 	}
-	q := testenv.NewQueue(t, testenv.QueueOptions{NoDeadLetter: true})
-	testenv.Setenv(t)
+	q := awstest.NewQueue(t, awstest.QueueOptions{NoDeadLetter: true})
+	awstest.Setenv(t)
 	in := &install{env: map[string]string{"PARKING_STORE": "s3://" + bucket + "/p", "PARKING_QUEUE": q.URL}}
 	s, _, code := in.replay(t, append(span(n), "-dataset", "availability")...)
 	if code != 0 || s.Enqueued != n {
@@ -209,7 +209,7 @@ func TestReplaySQS(t *testing.T) {
 			t.Fatalf("queue empty after %d messages", len(keys))
 		}
 		for _, d := range ds {
-			m, err := message.Decode(d.Body)
+			m, err := queue.DecodeMessage(d.Body)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -15,20 +15,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/consume"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/database"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/dbtest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/awstest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/feedtest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/logtest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/extract"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/feedtest"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/fetch"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/logtest"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/message"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/s3store"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/sqsqueue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/sqsqueue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/testenv"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/store/s3store"
 )
 
 // awsPipeline is a pipeline on the S3 and SQS test servers (versitygw and
@@ -36,17 +34,17 @@ import (
 type awsPipeline struct {
 	*pipeline
 	bucket string
-	q      testenv.Queue
+	q      awstest.Queue
 	sqs    *sqs.Client
 	store  *s3store.Store
 }
 
-func newAWSPipeline(t *testing.T, opts testenv.QueueOptions) *awsPipeline {
+func newAWSPipeline(t *testing.T, opts awstest.QueueOptions) *awsPipeline {
 	t.Helper()
-	s3c, bucket := testenv.S3(t)
-	q := testenv.NewQueue(t, opts)
+	s3c, bucket := awstest.S3(t)
+	q := awstest.NewQueue(t, opts)
 	p := newPipeline(t)
-	p.extra = append(testenv.Env(t),
+	p.extra = append(awstest.Env(t),
 		"PARKING_STORE=s3://"+bucket+"/snapshots",
 		"PARKING_QUEUE="+q.URL,
 		"PARKING_POLL_WAIT=1s",
@@ -75,7 +73,7 @@ func (a *awsPipeline) counts(url string) (visible, inFlight int) {
 
 func (a *awsPipeline) queue(t *testing.T) *sqsqueue.Queue {
 	t.Helper()
-	testenv.Setenv(t)
+	awstest.Setenv(t)
 	q, err := sqsqueue.Open(context.Background(), a.q.URL, sqsqueue.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +82,7 @@ func (a *awsPipeline) queue(t *testing.T) *sqsqueue.Queue {
 }
 
 func TestEndToEndThroughS3AndSQS(t *testing.T) {
-	a := newAWSPipeline(t, testenv.QueueOptions{})
+	a := newAWSPipeline(t, awstest.QueueOptions{})
 	a.mustRun(0, "extractor", "fetch", "-dataset", "lots")
 	a.mustRun(2, "extractor", "fetch", "-dataset", "lots") // the content hash lives in the S3 store
 	a.mustRun(0, "extractor", "fetch", "-dataset", "availability")
@@ -116,7 +114,7 @@ func TestEndToEndThroughS3AndSQS(t *testing.T) {
 // consumer runs the consume loop in this process against SQS and S3.
 func (a *awsPipeline) consumer(t *testing.T, q queue.Queue, st store.Store, dbPath string, cfg consume.Config) error {
 	t.Helper()
-	db, err := database.Open(context.Background(), dbPath, database.Options{})
+	db, err := sqlite.Open(context.Background(), dbPath, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +129,7 @@ func (a *awsPipeline) consumer(t *testing.T, q queue.Queue, st store.Store, dbPa
 // publish fetches one dataset from the fixture feed into S3 and SQS in process.
 func (a *awsPipeline) publish(t *testing.T, q queue.Queue, d feed.Dataset) extract.Result {
 	t.Helper()
-	f, err := fetch.New(fetch.Config{BaseURL: a.feed.URL})
+	f, err := extract.NewClient(extract.ClientConfig{BaseURL: a.feed.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +143,7 @@ func (a *awsPipeline) publish(t *testing.T, q queue.Queue, d feed.Dataset) extra
 // A message whose delete was lost comes back after its visibility timeout
 // and is acknowledged, not applied again.
 func TestSQSRedeliveryAppliesOnce(t *testing.T) {
-	a := newAWSPipeline(t, testenv.QueueOptions{MaxReceiveCount: 5})
+	a := newAWSPipeline(t, awstest.QueueOptions{MaxReceiveCount: 5})
 	q := a.queue(t)
 	a.publish(t, q, feed.Availability)
 
@@ -176,7 +174,7 @@ func TestSQSRedeliveryAppliesOnce(t *testing.T) {
 // Work that outlives the visibility timeout is kept invisible by the
 // heartbeat: a second consumer polling meanwhile receives nothing.
 func TestSQSHeartbeatKeepsSlowWorkFromASecondConsumer(t *testing.T) {
-	a := newAWSPipeline(t, testenv.QueueOptions{MaxReceiveCount: 5})
+	a := newAWSPipeline(t, awstest.QueueOptions{MaxReceiveCount: 5})
 	q := a.queue(t)
 	a.publish(t, q, feed.Availability)
 
@@ -211,7 +209,7 @@ func TestSQSHeartbeatKeepsSlowWorkFromASecondConsumer(t *testing.T) {
 // Forged messages are refused with their reason, reach the dead-letter
 // queue, and the good message behind them is applied.
 func TestSQSPoisonGoesToTheDeadLetterQueue(t *testing.T) {
-	a := newAWSPipeline(t, testenv.QueueOptions{MaxReceiveCount: 5})
+	a := newAWSPipeline(t, awstest.QueueOptions{MaxReceiveCount: 5})
 	q := a.queue(t)
 	good := a.publish(t, q, feed.Availability)
 	// Take the good message out and send it again behind the poison.
@@ -272,7 +270,7 @@ func TestSQSPoisonGoesToTheDeadLetterQueue(t *testing.T) {
 // SIGTERM in the middle of a stream of batches: exit 0, every message either
 // applied and deleted or visible again at once, nothing applied twice.
 func TestSQSSIGTERMDuringABatch(t *testing.T) {
-	a := newAWSPipeline(t, testenv.QueueOptions{MaxReceiveCount: 5})
+	a := newAWSPipeline(t, awstest.QueueOptions{MaxReceiveCount: 5})
 	q := a.queue(t)
 	const n = 30
 	rows := feedtest.SampleAvailability(1)
@@ -360,9 +358,9 @@ func (f *failingDelete) Delete(context.Context, ...queue.Delivery) error {
 
 var errFailingDelete = os.ErrDeadlineExceeded
 
-func mustEncodeMsg(t *testing.T, m message.Message) []byte {
+func mustEncodeMsg(t *testing.T, m queue.Message) []byte {
 	t.Helper()
-	b, err := message.Encode(m)
+	b, err := queue.EncodeMessage(m)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,11 +10,10 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/backend"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/backfill"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/database"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/load/backfill"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 )
 
 // backfillFlags are backfill's own settings.
@@ -79,7 +78,7 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer, e
 		Logger: log, Datasets: datasets, Concurrency: bf.concurrency, BatchSize: bf.batch,
 		AllowMassDelete: cfg.AllowMassDelete, Progress: stderr, Terminal: terminal,
 	}, from, to)
-	if errors.Is(err, database.ErrLocked) {
+	if errors.Is(err, sqlite.ErrLocked) {
 		fmt.Fprintf(stderr, "loader backfill: refused: %v\nA backfill writes the database directly and must be its only writer: stop the running loader first, or use 'extractor replay' to apply the range through it.\n", err)
 		return cli.ExitSkipped
 	}
@@ -98,12 +97,12 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer, e
 // runBackfillWith opens the database (taking its exclusive lock first, so a
 // running loader is detected before anything else) and the store, and runs.
 func runBackfillWith(ctx context.Context, cfg Config, log *slog.Logger, bc backfill.Config, from, to time.Time) (backfill.Summary, error) {
-	db, err := database.Open(ctx, cfg.DB, database.Options{Logger: log, CacheKiB: backfill.DefaultCacheKiB})
+	db, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{Logger: log, CacheKiB: backfill.DefaultCacheKiB})
 	if err != nil {
 		return backfill.Summary{}, err
 	}
 	defer db.Close()
-	st, err := backend.OpenStore(ctx, cfg.Store, backend.Options{Logger: log})
+	st, err := cli.OpenStore(ctx, cfg.Store, cli.BackendOptions{Logger: log})
 	if err != nil {
 		return backfill.Summary{}, err
 	}

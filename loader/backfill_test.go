@@ -13,14 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/backfill"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/backfill/backfilltest"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/database"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/dbtest"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/filestore"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/s3store"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/awstest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/snapshottest"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/load/backfill"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/testenv"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/store/filestore"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/store/s3store"
 )
 
 // bfStart is 23:00 Taipei: the range crosses a UTC day.
@@ -36,7 +36,7 @@ func bfStore(t *testing.T, n int) (store.Store, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := backfilltest.Month(context.Background(), st, bfStart, n, bfInterval, 4); err != nil {
+	if err := snapshottest.Month(context.Background(), st, bfStart, n, bfInterval, 4); err != nil {
 		t.Fatal(err)
 	}
 	return st, "file://" + dir
@@ -109,13 +109,13 @@ func TestBackfillTwice(t *testing.T) {
 // the way a deployment is: the SDK's standard environment.
 func TestBackfillFromS3(t *testing.T) {
 	const n = 12
-	client, bucket := testenv.S3(t)
+	client, bucket := awstest.S3(t)
 	st := s3store.New(client, bucket, "prod/snapshots")
-	if err := backfilltest.Month(context.Background(), st, bfStart, n, bfInterval, 4); err != nil {
+	if err := snapshottest.Month(context.Background(), st, bfStart, n, bfInterval, 4); err != nil {
 		t.Fatal(err)
 	}
 	db := filepath.Join(t.TempDir(), "parking.db")
-	env := append(testenv.Env(t), "PARKING_STORE=s3://"+bucket+"/prod/snapshots", "PARKING_DB="+db)
+	env := append(awstest.Env(t), "PARKING_STORE=s3://"+bucket+"/prod/snapshots", "PARKING_DB="+db)
 	r := runLoaderBackfill(t, env, rangeArgs(n)...)
 	if r.code != 0 || r.summary.Applied != n+2 {
 		t.Fatalf("exit %d, %+v\n%s", r.code, r.summary, r.stderr)
@@ -205,7 +205,7 @@ func killAfterCommits(t *testing.T, cmd *exec.Cmd, commits int) {
 func TestBackfillRefusedWhileLoaderHolds(t *testing.T) {
 	_, storeURL := bfStore(t, 3)
 	db := filepath.Join(t.TempDir(), "parking.db")
-	held, err := database.Open(context.Background(), db, database.Options{})
+	held, err := sqlite.Open(context.Background(), db, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

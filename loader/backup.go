@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/database"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 )
 
 // runBackup writes a consistent copy of the database (VACUUM INTO) while no
@@ -29,7 +29,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer, env
 		return usageError(stderr, errors.New("-out is required"))
 	}
 	db, code, ok := openAlone(ctx, cfg, log, stderr, "backup",
-		"A running loader backs itself up: set its -backup-dir (PARKING_BACKUP_DIR).", database.Options{})
+		"A running loader backs itself up: set its -backup-dir (PARKING_BACKUP_DIR).", sqlite.Options{})
 	if !ok {
 		return code
 	}

@@ -10,7 +10,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/database"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
 )
@@ -121,10 +121,10 @@ func (c *Config) parse(f *cli.Flags, args []string, stderr io.Writer) (*slog.Log
 // openAlone opens the database for a command that must have it to itself.
 // A running loader's lock is a refusal, explained with hint, and exit code 2
 // (cli.ExitSkipped); ok is false whenever the command should return code.
-func openAlone(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer, command, hint string, opts database.Options) (db *database.DB, code int, ok bool) {
+func openAlone(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer, command, hint string, opts sqlite.Options) (db *sqlite.DB, code int, ok bool) {
 	opts.Logger = log
-	db, err := database.Open(ctx, cfg.DB, opts)
-	if errors.Is(err, database.ErrLocked) {
+	db, err := sqlite.Open(ctx, cfg.DB, opts)
+	if errors.Is(err, sqlite.ErrLocked) {
 		fmt.Fprintf(stderr, "loader %s: refused: %v\n%s\n", command, err, hint)
 		return nil, cli.ExitSkipped, false
 	}

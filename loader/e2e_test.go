@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/dbtest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/feedtest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/feedtest"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/localqueue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/sqlitequeue"
 )
 
 // binDir holds the extractor and loader built once for the end-to-end tests:
@@ -249,7 +249,7 @@ func TestOldLotsSnapshotAfterNewOne(t *testing.T) {
 	v1 := feedtest.SampleLots()
 	p.mustRun(0, "extractor", "fetch", "-dataset", "lots")
 
-	q, err := localqueue.Open(context.Background(), filepath.Join(p.dir, "queue.db"), localqueue.Options{})
+	q, err := sqlitequeue.Open(context.Background(), filepath.Join(p.dir, "queue.db"), sqlitequeue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ func TestOldLotsSnapshotAfterNewOne(t *testing.T) {
 	// The same two snapshots in order, into a fresh database: the same tables.
 	inOrder := filepath.Join(p.dir, "in-order.db")
 	q2path := filepath.Join(p.dir, "queue2.db")
-	q2, err := localqueue.Open(context.Background(), q2path, localqueue.Options{})
+	q2, err := sqlitequeue.Open(context.Background(), q2path, sqlitequeue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +363,7 @@ func TestBackups(t *testing.T) {
 func TestReconcileAppliesSnapshotsWhoseMessagesWereLost(t *testing.T) {
 	p := newPipeline(t)
 	p.mustRun(0, "extractor", "fetch", "-dataset", "availability")
-	q, err := localqueue.Open(context.Background(), filepath.Join(p.dir, "queue.db"), localqueue.Options{})
+	q, err := sqlitequeue.Open(context.Background(), filepath.Join(p.dir, "queue.db"), sqlitequeue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +438,7 @@ func TestLocalFetchesLotsIntoAnEmptyDatabaseEvenIfUnchanged(t *testing.T) {
 	p := newPipeline(t)
 	p.mustRun(0, "extractor", "fetch", "-dataset", "lots") // stored, content hash recorded
 	// Its message went to a database that is gone: the new one starts empty.
-	q, err := localqueue.Open(context.Background(), filepath.Join(p.dir, "queue.db"), localqueue.Options{})
+	q, err := sqlitequeue.Open(context.Background(), filepath.Join(p.dir, "queue.db"), sqlitequeue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,8 @@ import (
 	"io"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/database"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/export"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 )
 
 // runExport writes one export from the database on demand: the same files
@@ -31,7 +31,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer, env
 		return usageError(stderr, err)
 	}
 	db, code, ok := openAlone(ctx, cfg, log, stderr, "export",
-		"A running loader holds the database; it writes -latest-json and -geojson after each availability apply.", database.Options{})
+		"A running loader holds the database; it writes -latest-json and -geojson after each availability apply.", sqlite.Options{})
 	if !ok {
 		return code
 	}

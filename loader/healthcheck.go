@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/httpapi"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/web"
 )
 
 // runHealthcheck asks the running loader's /healthz and exits 0 on 200, 1
@@ -28,7 +28,7 @@ func runHealthcheck(ctx context.Context, args []string, stdout, stderr io.Writer
 	if addr == "" {
 		return usageError(stderr, errors.New("healthcheck: -http-addr (PARKING_HTTP_ADDR) is empty: the loader serves no /healthz"))
 	}
-	if err := httpapi.Check(ctx, addr, timeout); err != nil {
+	if err := web.Check(ctx, addr, timeout); err != nil {
 		fmt.Fprintln(stderr, "loader healthcheck:", err)
 		return cli.ExitError
 	}

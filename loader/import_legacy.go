@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/database"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/legacy"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/load/legacy"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 )
 
 // legacyBatch is how many observations one import transaction holds: large
@@ -20,16 +20,16 @@ const legacyBatch = 50_000
 
 // ImportSummary is what import-legacy prints on stdout.
 type ImportSummary struct {
-	Lots  database.LegacyImport `json:"lots"`
-	Files []FileImport          `json:"availability_files"`
+	Lots  sqlite.LegacyImport `json:"lots"`
+	Files []FileImport        `json:"availability_files"`
 	// Observations totals the files.
-	Observations database.LegacyImport `json:"observations"`
+	Observations sqlite.LegacyImport `json:"observations"`
 }
 
 // FileImport is one availability_YYYYMM.db.
 type FileImport struct {
 	File string `json:"file"`
-	database.LegacyImport
+	sqlite.LegacyImport
 	legacy.AvailabilityStats
 }
 
@@ -50,7 +50,7 @@ func runImportLegacy(ctx context.Context, args []string, stdout, stderr io.Write
 		return usageError(stderr, errors.New("give -parking-db, -availability-dir, or both"))
 	}
 	db, code, ok := openAlone(ctx, cfg, log, stderr, "import-legacy",
-		"Stop the running loader first: the import writes the database directly.", database.Options{})
+		"Stop the running loader first: the import writes the database directly.", sqlite.Options{})
 	if !ok {
 		return code
 	}
@@ -68,7 +68,7 @@ func runImportLegacy(ctx context.Context, args []string, stdout, stderr io.Write
 }
 
 // importLegacy imports the lots first, so the observations' lots are known.
-func importLegacy(ctx context.Context, db *database.DB, log *slog.Logger, parkingDB, availDir string) (ImportSummary, error) {
+func importLegacy(ctx context.Context, db *sqlite.DB, log *slog.Logger, parkingDB, availDir string) (ImportSummary, error) {
 	var sum ImportSummary
 	if parkingDB != "" {
 		lots, err := legacy.ReadLots(ctx, parkingDB)
@@ -89,7 +89,7 @@ func importLegacy(ctx context.Context, db *database.DB, log *slog.Logger, parkin
 	}
 	for _, path := range files {
 		fi := FileImport{File: filepath.Base(path)}
-		st, err := legacy.ReadAvailability(ctx, path, legacyBatch, func(obs []database.LegacyObservation) error {
+		st, err := legacy.ReadAvailability(ctx, path, legacyBatch, func(obs []sqlite.LegacyObservation) error {
 			r, err := db.ImportLegacyObservations(ctx, obs)
 			if err != nil {
 				return err

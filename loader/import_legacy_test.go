@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/dbtest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
 )
 
 // The original project's schema (parking-newtaipei, Python), as its code creates it.

@@ -10,12 +10,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/consume"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/extract"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/fetch"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/healthping"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/schedule"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/ops/healthping"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/ops/schedule"
 )
 
 // runLocal runs the whole pipeline in one process with no AWS account: the
@@ -55,7 +54,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		return cli.ExitError
 	}
 	defer stopObserving()
-	fetcher, err := fetch.New(fetch.Config{BaseURL: cfg.FeedBaseURL, Logger: log})
+	fetcher, err := extract.NewClient(extract.ClientConfig{BaseURL: cfg.FeedBaseURL, Logger: log})
 	if err != nil {
 		log.Error("loader local", "err", err)
 		return cli.ExitError

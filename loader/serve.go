@@ -8,18 +8,17 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/backend"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/backfill"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/consume"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/database"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/export"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/httpapi"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/metrics"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/load/backfill"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/ops/metrics"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/web"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
@@ -45,7 +44,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 type loader struct {
 	cfg   Config
 	log   *slog.Logger
-	db    *database.DB
+	db    *sqlite.DB
 	store store.Store
 	queue queue.Queue
 }
@@ -53,16 +52,16 @@ type loader struct {
 // open takes the database (and its single-writer lock) first: a second
 // loader fails before it touches the queue.
 func open(ctx context.Context, cfg Config, log *slog.Logger) (*loader, error) {
-	db, err := database.Open(ctx, cfg.DB, database.Options{WaitLock: cfg.WaitLock, Logger: log})
+	db, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{WaitLock: cfg.WaitLock, Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	st, err := backend.OpenStore(ctx, cfg.Store, backend.Options{Logger: log})
+	st, err := cli.OpenStore(ctx, cfg.Store, cli.BackendOptions{Logger: log})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	q, err := backend.OpenQueue(ctx, cfg.Queue, backend.Options{Logger: log})
+	q, err := cli.OpenQueue(ctx, cfg.Queue, cli.BackendOptions{Logger: log})
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -140,21 +139,21 @@ func (l *loader) observe(ctx context.Context, logOut io.Writer) (consume.Config,
 	}
 	cc := l.consumeConfig()
 	cc.OnEvent = reg.Observe
-	cc.AfterCommit = func(ctx context.Context, results []database.Result) error {
+	cc.AfterCommit = func(ctx context.Context, results []snapshot.Result) error {
 		if err := reg.WriteEMF(logOut, false); err != nil {
 			l.log.Warn("metrics line not written", "err", err)
 		}
 		return l.writeExports(ctx, results)
 	}
 
-	var srv *httpapi.Server
+	var srv *web.Server
 	if l.cfg.HTTPAddr != "" {
 		wait := l.cfg.PollWait
 		if wait <= 0 {
 			wait = 20 * time.Second // consume's default
 		}
-		srv = httpapi.New(httpapi.Config{Addr: l.cfg.HTTPAddr, Logger: l.log, Metrics: reg,
-			LiveWithin: httpapi.LiveWindow(wait), Stats: l.db.Stats})
+		srv = web.New(web.Config{Addr: l.cfg.HTTPAddr, Logger: l.log, Metrics: reg,
+			LiveWithin: web.LiveWindow(wait), Stats: l.db.Stats})
 		if err := srv.Start(); err != nil {
 			return cc, nil, err
 		}
@@ -186,11 +185,11 @@ func (l *loader) observe(ctx context.Context, logOut io.Writer) (consume.Config,
 // writeExports rewrites the latest-availability JSON and the GeoJSON after a
 // transaction that applied an availability snapshot. A failure is the
 // caller's warning: the apply stands, and the next one writes them again.
-func (l *loader) writeExports(ctx context.Context, results []database.Result) error {
+func (l *loader) writeExports(ctx context.Context, results []snapshot.Result) error {
 	fresh := false
 	for _, r := range results {
 		if info, err := snapshot.ParseKey(r.Key); err == nil && info.Dataset == feed.Availability &&
-			r.Outcome == database.Applied && !r.AlreadyApplied {
+			r.Outcome == snapshot.Applied && !r.AlreadyApplied {
 			fresh = true
 		}
 	}

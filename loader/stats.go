@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/database"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/httpapi"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/web"
 )
 
 func runStats(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
@@ -27,7 +27,7 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		return usageError(stderr, err)
 	}
 	st, err := readStats(ctx, cfg)
-	if errors.Is(err, database.ErrLocked) && cfg.HTTPAddr == "" {
+	if errors.Is(err, sqlite.ErrLocked) && cfg.HTTPAddr == "" {
 		fmt.Fprintf(stderr, "loader stats: %v\nA running loader holds the database: set -http-addr (PARKING_HTTP_ADDR) to its HTTP address to ask it instead.\n", err)
 		return cli.ExitSkipped
 	}
@@ -51,17 +51,17 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 
 // readStats reads the database, or, when a running loader holds its
 // exclusive lock and its HTTP address is known, asks that loader.
-func readStats(ctx context.Context, cfg Config) (database.Stats, error) {
-	db, err := database.Open(ctx, cfg.DB, database.Options{})
-	if errors.Is(err, database.ErrLocked) && cfg.HTTPAddr != "" {
-		st, herr := httpapi.FetchStats(ctx, cfg.HTTPAddr, 30*time.Second)
+func readStats(ctx context.Context, cfg Config) (sqlite.Stats, error) {
+	db, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{})
+	if errors.Is(err, sqlite.ErrLocked) && cfg.HTTPAddr != "" {
+		st, herr := web.FetchStats(ctx, cfg.HTTPAddr, 30*time.Second)
 		if herr != nil {
 			return st, fmt.Errorf("%w; asking the running loader: %w", err, herr)
 		}
 		return st, nil
 	}
 	if err != nil {
-		return database.Stats{}, err
+		return sqlite.Stats{}, err
 	}
 	defer db.Close()
 	return db.Stats(ctx)

@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/dbtest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/feedtest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/logtest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/feedtest"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/localqueue"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/logtest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/sqlitequeue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
 )
@@ -136,7 +136,7 @@ func publishAll(t testing.TB, st store.Store, h history) [][]byte {
 func cleanDump(t testing.TB, st store.Store, bodies [][]byte) string {
 	t.Helper()
 	dir := t.TempDir()
-	q, err := localqueue.Open(context.Background(), filepath.Join(dir, "clean-queue.db"), localqueue.Options{MaxReceive: -1})
+	q, err := sqlitequeue.Open(context.Background(), filepath.Join(dir, "clean-queue.db"), sqlitequeue.Options{MaxReceive: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +302,7 @@ func TestChaosKillLoader(t *testing.T) {
 	for it := range *chaosIterations {
 		dir := t.TempDir()
 		qpath := filepath.Join(dir, "queue.db")
-		q, err := localqueue.Open(context.Background(), qpath, localqueue.Options{MaxReceive: -1})
+		q, err := sqlitequeue.Open(context.Background(), qpath, sqlitequeue.Options{MaxReceive: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -338,4 +338,4 @@ func TestChaosKillLoader(t *testing.T) {
 		*chaosIterations, len(bodies), total.runs, total.kills, total.redriven)
 }
 
-var _ queue.Queue = (*localqueue.Queue)(nil)
+var _ queue.Queue = (*sqlitequeue.Queue)(nil)

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/consume"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/dbtest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/message"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
 )
@@ -203,7 +203,7 @@ func runHostile(t *testing.T, c hostileCase) {
 	case "lots", "availability":
 		d := feed.Dataset(c.kind)
 		body = publish(t, w.store, bodySnapshot(d, tCase, raw), 0)
-		m, err := message.Decode(body)
+		m, err := queue.DecodeMessage(body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -215,14 +215,14 @@ func runHostile(t *testing.T, c hostileCase) {
 		if err != nil {
 			t.Fatalf("store the object: %v", err)
 		}
-		body, err = json.Marshal(message.Message{Version: 1, Dataset: feed.Availability, Key: loc.Key, SHA256: sum,
+		body, err = json.Marshal(queue.Message{Version: 1, Dataset: feed.Availability, Key: loc.Key, SHA256: sum,
 			Size: int64(len(raw)), FetchedAt: tObjectKey, Rows: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
 	case "message":
 		valid := publish(t, w.store, availabilitySnapshot(tTemplate, baseAvailability(t)), 20)
-		m, err := message.Decode(valid)
+		m, err := queue.DecodeMessage(valid)
 		if err != nil {
 			t.Fatal(err)
 		}

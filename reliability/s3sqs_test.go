@@ -13,11 +13,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/dbtest"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/message"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/s3store"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/sqsqueue"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/testenv"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/awstest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/sqsqueue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/store/s3store"
 )
 
 // sqsCounts returns the queue's visible, in-flight and delayed messages.
@@ -44,11 +44,11 @@ func sqsCounts(t testing.TB, client *sqs.Client, url string) (visible, inFlight 
 // bucket or a key outside the prefix cause no request to S3 at all, and no
 // log line of any run holds the AWS secret key.
 func TestS3SQSChaosFaultsAndSecurity(t *testing.T) {
-	s3srv := testenv.S3Endpoint(t)
-	sqsEndpoint := testenv.SQSEndpoint(t)
+	s3srv := awstest.S3Endpoint(t)
+	sqsEndpoint := awstest.SQSEndpoint(t)
 	rng := rand.New(rand.NewPCG(seed(t), 4))
-	s3client, bucket := testenv.S3(t)
-	q := testenv.NewQueue(t, testenv.QueueOptions{MaxReceiveCount: 10})
+	s3client, bucket := awstest.S3(t)
+	q := awstest.NewQueue(t, awstest.QueueOptions{MaxReceiveCount: 10})
 	const prefix = "prod"
 	st := s3store.New(s3client, bucket, prefix)
 	sender := sqsqueue.New(q.Client, q.URL, sqsqueue.Options{})
@@ -76,7 +76,7 @@ func TestS3SQSChaosFaultsAndSecurity(t *testing.T) {
 	send(t, sender, shuffled...)
 
 	dir := t.TempDir()
-	env := loaderEnv(dir, "s3://"+bucket+"/"+prefix, q.URL, testenv.Env(t)...)
+	env := loaderEnv(dir, "s3://"+bucket+"/"+prefix, q.URL, awstest.Env(t)...)
 	// Through the proxies (later entries win).
 	// A 1s poll keeps the many restarts cheap; the 2s visibility still
 	// brings a killed loader's messages back.
@@ -111,7 +111,7 @@ func TestS3SQSChaosFaultsAndSecurity(t *testing.T) {
 	// before any request to S3. The keys are new to the ledger: a key already
 	// applied is acknowledged from the ledger without any read at all.
 	s3px.Clear()
-	var m message.Message
+	var m queue.Message
 	if err := json.Unmarshal(bodies[0], &m); err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestS3SQSChaosFaultsAndSecurity(t *testing.T) {
 	outside := m
 	outside.Key = "staging/" + strings.TrimPrefix(m.Key, prefix+"/")
 	before := len(s3px.Requests())
-	for _, mm := range []message.Message{other, outside} {
+	for _, mm := range []queue.Message{other, outside} {
 		b, err := json.Marshal(mm)
 		if err != nil {
 			t.Fatal(err)

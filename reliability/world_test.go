@@ -8,18 +8,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/consume"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/database"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/feedtest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/logtest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/extract"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/feedtest"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/filestore"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/localqueue"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/logtest"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/message"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/sqlitequeue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/store/filestore"
 )
 
 // world is one installation on the embedded backends: a snapshot directory,
@@ -28,7 +27,7 @@ type world struct {
 	t     testing.TB
 	dir   string
 	store *filestore.Store
-	queue *localqueue.Queue
+	queue *sqlitequeue.Queue
 	db    string
 	logs  *logtest.Buffer
 }
@@ -42,7 +41,7 @@ func newWorld(t testing.TB) *world {
 		t.Fatalf("open store: %v", err)
 	}
 	// MaxReceive < 0: the tests decide what is dead-lettered, not a redrive count.
-	if w.queue, err = localqueue.Open(context.Background(), w.queuePath(), localqueue.Options{MaxReceive: -1}); err != nil {
+	if w.queue, err = sqlitequeue.Open(context.Background(), w.queuePath(), sqlitequeue.Options{MaxReceive: -1}); err != nil {
 		t.Fatalf("open queue: %v", err)
 	}
 	t.Cleanup(func() { w.queue.Close() })
@@ -85,7 +84,7 @@ func publish(t testing.TB, st store.Store, snap *snapshot.Snapshot, rows int) []
 	if err != nil {
 		t.Fatalf("store %s: %v", res.Key, err)
 	}
-	body, err := message.Encode(extract.Message(res, loc))
+	body, err := queue.EncodeMessage(extract.Message(res, loc))
 	if err != nil {
 		t.Fatalf("encode message: %v", err)
 	}
@@ -111,7 +110,7 @@ func (w *world) drain(tune func(*consume.Config)) {
 func drainInto(t testing.TB, dbPath string, q queue.Queue, st store.Store, logs *logtest.Buffer, tune func(*consume.Config)) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := database.Open(ctx, dbPath, database.Options{})
+	db, err := sqlite.Open(ctx, dbPath, sqlite.Options{})
 	if err != nil {
 		t.Fatalf("open database: %v", err)
 	}

@@ -16,7 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/database"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 )
 
 // Format names an export.
@@ -37,10 +37,10 @@ func ParseFormat(s string) (Format, error) {
 	return "", fmt.Errorf("unknown export format %q (want json, geojson or csv)", s)
 }
 
-// Source is what the exports read; *database.DB implements it.
+// Source is what the exports read; *sqlite.DB implements it.
 type Source interface {
-	LatestAvailability(ctx context.Context) (database.LatestAvailability, error)
-	ActiveLots(ctx context.Context) ([]database.LotExport, error)
+	LatestAvailability(ctx context.Context) (sqlite.LatestAvailability, error)
+	ActiveLots(ctx context.Context) ([]sqlite.LotExport, error)
 }
 
 // Write reads the database and writes one export to w.
@@ -90,7 +90,7 @@ type latestJSONRow struct {
 
 // WriteLatestJSON writes latest in the original's availability.json shape:
 // {"updated_at": "...+08:00", "total_count": N, "data": [{"parking_id", "available_car"}]}.
-func WriteLatestJSON(w io.Writer, latest database.LatestAvailability) error {
+func WriteLatestJSON(w io.Writer, latest sqlite.LatestAvailability) error {
 	doc := latestJSON{TotalCount: len(latest.Rows), Data: make([]latestJSONRow, 0, len(latest.Rows))}
 	if latest.UpdatedAt != "" {
 		doc.UpdatedAt = &latest.UpdatedAt
@@ -138,7 +138,7 @@ type featureProperties struct {
 
 // WriteGeoJSON writes a FeatureCollection of the lots that have a position;
 // lots geo could not place are left out (the CSV lists them, with the reason).
-func WriteGeoJSON(w io.Writer, lots []database.LotExport) error {
+func WriteGeoJSON(w io.Writer, lots []sqlite.LotExport) error {
 	fc := featureCollection{Type: "FeatureCollection", Features: []feature{}}
 	for _, l := range lots {
 		if !l.HasPosition {
@@ -176,7 +176,7 @@ var CSVHeader = []string{"parking_id", "area", "name", "type", "address", "total
 // WriteCSV writes every active lot, with or without a position, as UTF-8 CSV
 // with a byte-order mark: the city's own CSV has one, and Excel needs it to
 // read Chinese text as UTF-8.
-func WriteCSV(w io.Writer, lots []database.LotExport) error {
+func WriteCSV(w io.Writer, lots []sqlite.LotExport) error {
 	if _, err := io.WriteString(w, "\ufeff"); err != nil {
 		return fmt.Errorf("export csv: %w", err)
 	}

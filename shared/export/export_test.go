@@ -14,19 +14,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/database"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/export"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 )
 
 var taipei = time.FixedZone("Asia/Taipei", 8*3600)
 
 // testDB is a real database file with three lots (one without a usable
 // position) and two availability snapshots.
-func testDB(t *testing.T) *database.DB {
+func testDB(t *testing.T) *sqlite.DB {
 	t.Helper()
 	ctx := context.Background()
-	db, err := database.Open(ctx, filepath.Join(t.TempDir(), "parking.db"), database.Options{})
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "parking.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +39,7 @@ func testDB(t *testing.T) *database.DB {
 		{ID: "000003", Area: "中和區", Name: "永遠未知停車場", Type: "1", Address: "新北市中和區", TW97X: "299000", TW97Y: "2766000", TotalCar: "50", TotalMotor: "2", TotalBike: "0"},
 	}
 	t0 := time.Date(2026, 11, 26, 18, 0, 0, 0, taipei)
-	in := []database.Input{
+	in := []snapshot.Input{
 		{Key: "lots/1", SHA256: "a1", Dataset: feed.Lots, FetchedAt: t0, Lots: lots},
 		{Key: "availability/1", SHA256: "b1", Dataset: feed.Availability, FetchedAt: t0.Add(time.Minute),
 			Availability: []feed.AvailabilityRow{{ID: "000001", AvailableCar: "40"}, {ID: "000002", AvailableCar: "7"}}},
@@ -51,7 +52,7 @@ func testDB(t *testing.T) *database.DB {
 	return db
 }
 
-func write(t *testing.T, db *database.DB, f export.Format) []byte {
+func write(t *testing.T, db *sqlite.DB, f export.Format) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := export.Write(context.Background(), db, f, &buf); err != nil {
@@ -88,7 +89,7 @@ func TestLatestJSONIsTheOriginalShape(t *testing.T) {
 }
 
 func TestLatestJSONBeforeAnyAvailability(t *testing.T) {
-	db, err := database.Open(context.Background(), filepath.Join(t.TempDir(), "parking.db"), database.Options{})
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "parking.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,8 @@
-// Package extract holds the extractor's job: fetch one dataset, store the raw
-// snapshot, then enqueue one message pointing at it. It never touches the database.
+// Package extract holds the extractor's side of the pipeline: the feed client
+// (client.go), the job that fetches one dataset, stores the raw snapshot and
+// enqueues one message pointing at it (extract.go), and the import of the
+// original project's saved responses as snapshots (responses.go). It never
+// touches the database.
 package extract
 
 import (
@@ -11,7 +14,6 @@ import (
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/message"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
@@ -140,7 +142,7 @@ func (j *Job) Publish(ctx context.Context, res *Result, data []byte, snap *snaps
 		return fmt.Errorf("store %s: %w", res.Key, err)
 	}
 	res.Stored, res.Location = true, loc.String()
-	body, err := message.Encode(Message(*res, loc))
+	body, err := queue.EncodeMessage(Message(*res, loc))
 	if err != nil {
 		return fmt.Errorf("message for %s: %w", res.Key, err)
 	}
@@ -152,9 +154,9 @@ func (j *Job) Publish(ctx context.Context, res *Result, data []byte, snap *snaps
 }
 
 // Message is the queue message announcing a stored snapshot.
-func Message(res Result, loc store.Location) message.Message {
-	return message.Message{
-		Version: message.Version, Dataset: res.Dataset, Bucket: loc.Bucket, Key: loc.Key,
+func Message(res Result, loc store.Location) queue.Message {
+	return queue.Message{
+		Version: queue.MessageVersion, Dataset: res.Dataset, Bucket: loc.Bucket, Key: loc.Key,
 		SHA256: res.SHA256, Size: res.Size, FetchedAt: res.FetchedAt, Rows: res.Rows,
 	}
 }

@@ -7,20 +7,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parking-newtaipei/parking-newtaipei/internal/feedtest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/extract"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/feedtest"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/fetch"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/filestore"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/localqueue"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/message"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/sqlitequeue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/store/filestore"
 )
 
 type fixture struct {
 	feed  *feedtest.Server
 	store *filestore.Store
-	queue *localqueue.Queue
+	queue *sqlitequeue.Queue
 	job   *extract.Job
 }
 
@@ -32,11 +31,11 @@ func newFixture(t *testing.T) *fixture {
 	if f.store, err = filestore.Open(filepath.Join(dir, "snapshots")); err != nil {
 		t.Fatal(err)
 	}
-	if f.queue, err = localqueue.Open(context.Background(), filepath.Join(dir, "queue.db"), localqueue.Options{}); err != nil {
+	if f.queue, err = sqlitequeue.Open(context.Background(), filepath.Join(dir, "queue.db"), sqlitequeue.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.queue.Close() })
-	fetcher, err := fetch.New(fetch.Config{BaseURL: f.feed.URL})
+	fetcher, err := extract.NewClient(extract.ClientConfig{BaseURL: f.feed.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +68,7 @@ func TestStoresThenEnqueuesAMessageThatPointsAtTheSnapshot(t *testing.T) {
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("receive: %v (%d)", err, len(ds))
 	}
-	m, err := message.Decode(ds[0].Body)
+	m, err := queue.DecodeMessage(ds[0].Body)
 	if err != nil {
 		t.Fatal(err)
 	}

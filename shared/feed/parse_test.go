@@ -13,7 +13,7 @@ import (
 
 // samplePath is the real 2019 lots response kept by the feedtest package; the
 // parser tests read it from there rather than keeping a second copy.
-const samplePath = "../feedtest/testdata/lots-2019-04.records.json"
+const samplePath = "../../internal/feedtest/testdata/lots-2019-04.records.json"
 
 func readSample(t testing.TB) []byte {
 	t.Helper()

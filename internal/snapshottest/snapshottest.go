@@ -1,0 +1,187 @@
+// Package snapshottest builds stores full of realistic snapshots and dumps
+// databases canonically, for the tests and the benchmark of backfill, replay
+// and the migration commands.
+package snapshottest
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	// The database package registers the "sqlite" driver.
+	"github.com/parking-newtaipei/parking-newtaipei/internal/feedtest"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/extract"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
+	_ "github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
+)
+
+// Snapshot builds a snapshot of d fetched at t whose responses are the JSON
+// endpoint's pages of rows (lots or availability), as the extractor stores them.
+func Snapshot(d feed.Dataset, t time.Time, pages [][]byte) *snapshot.Snapshot {
+	s := &snapshot.Snapshot{
+		Format: snapshot.FormatName, Version: snapshot.Version, Dataset: d, Source: feed.JSON,
+		FetchedAt: t.UTC(), Origin: "extractor",
+	}
+	for i, body := range pages {
+		s.Responses = append(s.Responses, snapshot.Response{
+			Method:      http.MethodGet,
+			URL:         fmt.Sprintf("https://data.ntpc.gov.tw/api/datasets/%s/json?page=%d&size=1000", d.UUID(), i),
+			Status:      http.StatusOK,
+			Header:      http.Header{"Content-Type": {"application/json"}},
+			RequestedAt: t.UTC(),
+			ReceivedAt:  t.UTC().Add(200 * time.Millisecond),
+			Body:        body,
+		})
+	}
+	return s
+}
+
+// Availability is a realistic availability snapshot at t (seeded by t).
+func Availability(t time.Time) *snapshot.Snapshot {
+	rows := feedtest.SampleAvailability(uint64(t.Unix()))
+	return Snapshot(feed.Availability, t, feedtest.AvailabilityJSONPages(rows, feedtest.PageCap))
+}
+
+// Lots is a lots snapshot at t of rows.
+func Lots(t time.Time, rows []feed.LotRow) *snapshot.Snapshot {
+	return Snapshot(feed.Lots, t, feedtest.LotsJSONPages(rows, feedtest.PageCap))
+}
+
+// Put encodes and stores s; it returns what the extractor's job would.
+func Put(ctx context.Context, st store.Store, s *snapshot.Snapshot) (extract.Result, store.Location, error) {
+	rows := 0
+	switch s.Dataset {
+	case feed.Lots:
+		r, err := s.Lots()
+		if err != nil {
+			return extract.Result{}, store.Location{}, err
+		}
+		rows = len(r)
+	case feed.Availability:
+		r, err := s.Availability()
+		if err != nil {
+			return extract.Result{}, store.Location{}, err
+		}
+		rows = len(r)
+	}
+	res, data, err := extract.Prepare(s, rows)
+	if err != nil {
+		return res, store.Location{}, err
+	}
+	loc, err := st.Put(ctx, res.Key, data, store.Meta{
+		Dataset: string(res.Dataset), FetchedAt: res.FetchedAt, SHA256: res.SHA256, FormatVersion: s.Version,
+	})
+	if err != nil {
+		return res, loc, fmt.Errorf("put %s: %w", res.Key, err)
+	}
+	res.Stored, res.Location = true, loc.String()
+	return res, loc, nil
+}
+
+// Month fills st with n availability snapshots every interval from start, and
+// a lots snapshot at start and at the middle (one lot removed, one renamed),
+// building and uploading with the given concurrency. It returns the keys.
+func Month(ctx context.Context, st store.Store, start time.Time, n int, interval time.Duration, concurrency int) error {
+	lots := feedtest.SampleLots()
+	later := append([]feed.LotRow(nil), lots[1:]...)
+	later[0].Name += "(改)"
+	if _, _, err := Put(ctx, st, Lots(start, lots)); err != nil {
+		return err
+	}
+	if _, _, err := Put(ctx, st, Lots(start.Add(time.Duration(n/2)*interval+time.Second), later)); err != nil {
+		return err
+	}
+	var g errgroup.Group
+	g.SetLimit(max(concurrency, 1))
+	for i := range n {
+		g.Go(func() error {
+			_, _, err := Put(ctx, st, Availability(start.Add(time.Duration(i)*interval)))
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// DumpQueries are the user-facing tables in a canonical order.
+var DumpQueries = []string{
+	"SELECT * FROM parking_lots ORDER BY id",
+	"SELECT * FROM lot_versions ORDER BY parking_id, effective_at",
+	"SELECT parking_id, available_car, recorded_at FROM availability ORDER BY recorded_at, parking_id",
+	"SELECT * FROM availability_latest ORDER BY parking_id",
+}
+
+// Dump renders the user-facing tables of the database at path as text, rows
+// sorted, so that two databases with the same content dump equally whatever
+// order their rows were written in. The database must not be open elsewhere
+// (the loader holds an exclusive lock).
+func Dump(ctx context.Context, path string) (string, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	var b strings.Builder
+	for _, q := range DumpQueries {
+		fmt.Fprintf(&b, "-- %s\n", q)
+		if err := dumpQuery(ctx, db, q, &b); err != nil {
+			return "", fmt.Errorf("dump %s: %s: %w", path, q, err)
+		}
+	}
+	return b.String(), nil
+}
+
+func dumpQuery(ctx context.Context, db *sql.DB, q string, b *strings.Builder) error {
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		for i, v := range vals {
+			if i > 0 {
+				b.WriteByte('|')
+			}
+			switch v := v.(type) {
+			case nil:
+				b.WriteString("NULL")
+			case []byte:
+				fmt.Fprintf(b, "%q", v)
+			default:
+				fmt.Fprint(b, v)
+			}
+		}
+		b.WriteByte('\n')
+	}
+	return rows.Err()
+}
+
+// Count returns the single integer a query answers, on a closed database.
+func Count(ctx context.Context, path, query string) (int64, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var n int64
+	err = db.QueryRowContext(ctx, query).Scan(&n)
+	return n, err
+}

@@ -1,0 +1,398 @@
+package extract_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parking-newtaipei/parking-newtaipei/internal/feedtest"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/extract"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
+)
+
+var clock = time.Date(2026, 9, 20, 3, 4, 5, 0, time.FixedZone("CST", 8*3600))
+
+// logBuf collects the client's JSON log lines.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
+
+// client returns a client of srv with fast backoff and a fixed clock.
+func client(t *testing.T, base string, hc *http.Client, mod func(*extract.ClientConfig)) (*extract.Client, *logBuf) {
+	t.Helper()
+	logs := &logBuf{}
+	cfg := extract.ClientConfig{
+		BaseURL:     base,
+		Timeout:     5 * time.Second,
+		Retries:     3,
+		BackoffBase: time.Millisecond,
+		BackoffMax:  5 * time.Millisecond,
+		HTTPClient:  hc,
+		UserAgent:   "fetch-test",
+		Logger:      slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:         func() time.Time { return clock },
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := extract.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, logs
+}
+
+func TestFetchJSONPages(t *testing.T) {
+	srv := feedtest.NewServer(t)
+	c, logs := client(t, srv.URL+"/", srv.Client(), nil) // a trailing slash is fine
+	for _, tc := range []struct {
+		d     feed.Dataset
+		rows  int
+		pages [][]byte
+	}{
+		{feed.Lots, feedtest.SampleLotsRows, feedtest.LotsJSONPages(feedtest.SampleLots(), 1000)},
+		{feed.Availability, feedtest.SampleAvailabilityRows, feedtest.AvailabilityJSONPages(feedtest.SampleAvailability(1), 1000)},
+	} {
+		snap, n, err := c.Fetch(context.Background(), tc.d, feed.JSON)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != tc.rows {
+			t.Fatalf("%s: %d rows, want %d", tc.d, n, tc.rows)
+		}
+		if snap.Format != snapshot.FormatName || snap.Version != snapshot.Version || snap.Dataset != tc.d ||
+			snap.Source != feed.JSON || snap.Origin != "extractor" || !snap.FetchedAt.Equal(clock) || snap.FetchedAt.Location() != time.UTC {
+			t.Fatalf("snapshot header %+v", snap)
+		}
+		if len(snap.Responses) != 2 {
+			t.Fatalf("%d responses", len(snap.Responses))
+		}
+		for i, r := range snap.Responses {
+			if r.Method != "GET" || r.Status != 200 || !bytes.Equal(r.Body, tc.pages[i]) || r.Header.Get("Content-Type") == "" || r.RequestedAt.IsZero() || r.ReceivedAt.IsZero() {
+				t.Fatalf("response %d: %s %d %d bytes", i, r.URL, r.Status, len(r.Body))
+			}
+			if !strings.HasPrefix(r.URL, srv.URL+"/api/datasets/"+tc.d.UUID()+"/json?page=") || strings.Contains(r.URL, "//api") {
+				t.Fatalf("URL %s", r.URL)
+			}
+		}
+		// The snapshot survives its stored form and parses back to the served rows.
+		enc, _, err := snapshot.Encode(snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec, err := snapshot.Decode(enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.d == feed.Lots {
+			rows, err := dec.Lots()
+			if err != nil || !reflect.DeepEqual(rows, feedtest.SampleLots()) {
+				t.Fatalf("snapshot rows differ: %v", err)
+			}
+		}
+	}
+	want := []string{
+		feedtest.JSONPath(feed.Lots) + "?page=0&size=1000", feedtest.JSONPath(feed.Lots) + "?page=1&size=1000",
+		feedtest.JSONPath(feed.Availability) + "?page=0&size=1000", feedtest.JSONPath(feed.Availability) + "?page=1&size=1000",
+	}
+	if got := srv.Log(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("requests\n%q\nwant\n%q", got, want)
+	}
+	if logs.count(`"level":"WARN"`) != 0 || logs.count(`"msg":"fetch response"`) != 4 {
+		t.Fatalf("logs: %s", logs.b.String())
+	}
+}
+
+func TestFetchSmallerPages(t *testing.T) {
+	srv := feedtest.NewServer(t)
+	c, _ := client(t, srv.URL, srv.Client(), func(c *extract.ClientConfig) { c.PageSize = 500 })
+	snap, n, err := c.Fetch(context.Background(), feed.Lots, feed.JSON)
+	if err != nil || n != feedtest.SampleLotsRows || len(snap.Responses) != 3 {
+		t.Fatalf("%v %d rows", err, n)
+	}
+	// Exactly one full page: the empty page after it ends the fetch.
+	srv.SetAvailability(feedtest.SampleAvailability(1)[:1000])
+	c, _ = client(t, srv.URL, srv.Client(), nil)
+	snap, n, err = c.Fetch(context.Background(), feed.Availability, feed.JSON)
+	if err != nil || n != 1000 || len(snap.Responses) != 2 || string(snap.Responses[1].Body) != "[]" {
+		t.Fatalf("%v %d rows", err, n)
+	}
+}
+
+func TestFetchCSV(t *testing.T) {
+	srv := feedtest.NewServer(t)
+	c, _ := client(t, srv.URL, srv.Client(), nil)
+	snap, n, err := c.Fetch(context.Background(), feed.Lots, feed.CSV)
+	if err != nil || n != feedtest.SampleLotsRows {
+		t.Fatalf("%v %d", err, n)
+	}
+	if len(snap.Responses) != 1 || snap.Source != feed.CSV || !bytes.HasPrefix(snap.Responses[0].Body, []byte("\ufeff\"ID\"")) {
+		t.Fatalf("responses %d", len(snap.Responses))
+	}
+	if got := srv.Log(); len(got) != 1 || got[0] != feedtest.CSVFilePath(feed.Lots) {
+		t.Fatalf("requests %q", got)
+	}
+}
+
+// The live feed's csv/file has answered the WAF page with status 200 since
+// 2026-09: the fetch fails, names the URL and the page, and tries only once more.
+func TestFetchRejected(t *testing.T) {
+	srv := feedtest.NewServer(t, feedtest.WithRejectedCSVFile(feed.Availability))
+	c, _ := client(t, srv.URL, srv.Client(), nil)
+	_, _, err := c.Fetch(context.Background(), feed.Availability, feed.CSV)
+	if err == nil {
+		t.Fatal("the WAF page was accepted")
+	}
+	if !errors.Is(err, feed.ErrRejected) || !strings.Contains(err.Error(), "Request Rejected") ||
+		!strings.Contains(err.Error(), srv.URL+feedtest.CSVFilePath(feed.Availability)) || !strings.Contains(err.Error(), "status 200") {
+		t.Fatalf("error %v", err)
+	}
+	if got := srv.Requests(feedtest.CSVFilePath(feed.Availability)); got != 2 {
+		t.Fatalf("%d requests, want 2 (one retry for a rejection)", got)
+	}
+	// A single rejection is retried away.
+	srv.RejectNext(1)
+	if _, n, err := c.Fetch(context.Background(), feed.Availability, feed.JSON); err != nil || n != feedtest.SampleAvailabilityRows {
+		t.Fatalf("after one rejection: %v", err)
+	}
+}
+
+func TestFetchRetries(t *testing.T) {
+	srv := feedtest.NewServer(t)
+	c, logs := client(t, srv.URL, srv.Client(), nil)
+	path := feedtest.JSONPath(feed.Lots)
+
+	srv.FailNext(2, 500)
+	if _, n, err := c.Fetch(context.Background(), feed.Lots, feed.JSON); err != nil || n != feedtest.SampleLotsRows {
+		t.Fatalf("500 twice then success: %v", err)
+	}
+	if got := srv.Requests(path); got != 4 {
+		t.Fatalf("%d requests, want 2 failures + 2 pages", got)
+	}
+	if got := logs.count(`"msg":"fetch retry"`); got != 2 {
+		t.Fatalf("%d retry warnings", got)
+	}
+
+	srv.FailNext(1, http.StatusTooManyRequests)
+	if _, _, err := c.Fetch(context.Background(), feed.Lots, feed.JSON); err != nil {
+		t.Fatalf("429 once: %v", err)
+	}
+
+	before := srv.Requests(path)
+	srv.FailNext(1000, 503)
+	_, _, err := c.Fetch(context.Background(), feed.Lots, feed.JSON)
+	var se *extract.StatusError
+	if !errors.As(err, &se) || se.Status != 503 || !strings.Contains(err.Error(), "gave up after 4 attempts") ||
+		!strings.Contains(err.Error(), "page 0") || !strings.Contains(err.Error(), "injected failure") {
+		t.Fatalf("500 forever: %v", err)
+	}
+	if got := srv.Requests(path) - before; got != 4 {
+		t.Fatalf("%d requests for 1 + 3 retries", got)
+	}
+
+	before = srv.Requests(path)
+	srv.FailNext(1000, 404)
+	if _, _, err := c.Fetch(context.Background(), feed.Lots, feed.JSON); !errors.As(err, &se) || se.Status != 404 {
+		t.Fatalf("404: %v", err)
+	}
+	if got := srv.Requests(path) - before; got != 1 {
+		t.Fatalf("404 was retried: %d requests", got)
+	}
+}
+
+func TestFetchTruncatedAndTimeout(t *testing.T) {
+	srv := feedtest.NewServer(t)
+	c, _ := client(t, srv.URL, srv.Client(), func(c *extract.ClientConfig) { c.Timeout = 200 * time.Millisecond })
+	path := feedtest.JSONPath(feed.Availability)
+
+	srv.TruncateNext(1)
+	if _, n, err := c.Fetch(context.Background(), feed.Availability, feed.JSON); err != nil || n != feedtest.SampleAvailabilityRows {
+		t.Fatalf("truncated once: %v", err)
+	}
+	if got := srv.Requests(path); got != 3 {
+		t.Fatalf("%d requests", got)
+	}
+	srv.HangNext(1)
+	if _, n, err := c.Fetch(context.Background(), feed.Availability, feed.JSON); err != nil || n != feedtest.SampleAvailabilityRows {
+		t.Fatalf("timed out once: %v", err)
+	}
+	if got := srv.Requests(path); got != 6 {
+		t.Fatalf("%d requests", got)
+	}
+	// Truncated every time: bounded, and the error says what happened.
+	srv.TruncateNext(1000)
+	_, _, err := c.Fetch(context.Background(), feed.Availability, feed.JSON)
+	if err == nil || !strings.Contains(err.Error(), "reading body") || !strings.Contains(err.Error(), "gave up after 4 attempts") {
+		t.Fatalf("truncated forever: %v", err)
+	}
+}
+
+func TestFetchBodyTooLarge(t *testing.T) {
+	srv := feedtest.NewServer(t)
+	c, _ := client(t, srv.URL, srv.Client(), func(c *extract.ClientConfig) { c.MaxBodyBytes = 64 << 10 })
+	_, _, err := c.Fetch(context.Background(), feed.Lots, feed.CSV)
+	if err == nil || !strings.Contains(err.Error(), "larger than") || !strings.Contains(err.Error(), srv.URL+feedtest.CSVFilePath(feed.Lots)) {
+		t.Fatalf("declared length: %v", err)
+	}
+	if srv.TotalRequests() != 1 {
+		t.Fatal("a too large body was retried")
+	}
+	// Without Content-Length the limit holds while reading.
+	big := feedtest.JSONBody(feedtest.SampleLots()[:900])
+	streaming := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i < len(big); i += 4096 {
+			_, _ = w.Write(big[i:min(i+4096, len(big))])
+			w.(http.Flusher).Flush()
+		}
+	}))
+	defer streaming.Close()
+	c, _ = client(t, streaming.URL, streaming.Client(), func(c *extract.ClientConfig) { c.MaxBodyBytes = 64 << 10 })
+	_, _, err = c.Fetch(context.Background(), feed.Lots, feed.JSON)
+	if err == nil || !strings.Contains(err.Error(), "larger than the 65536 bytes allowed") || !strings.Contains(err.Error(), streaming.URL) {
+		t.Fatalf("streamed: %v", err)
+	}
+}
+
+func TestFetchBadBodies(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		body string
+		want string
+	}{
+		{"error document", `{"status":"error","message":"busy"}`, "does not start with '['"},
+		{"no ID", `[{"NAME":"x"}]`, "has no ID"},
+		{"empty", ``, "empty body"},
+		{"zero rows", `[]`, "no rows"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var hits int
+			var mu sync.Mutex
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				hits++
+				mu.Unlock()
+				_, _ = w.Write([]byte(tc.body))
+			}))
+			defer srv.Close()
+			c, _ := client(t, srv.URL, srv.Client(), nil)
+			_, _, err := c.Fetch(context.Background(), feed.Lots, feed.JSON)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+			if tc.body != "[]" && (!errors.Is(err, feed.ErrBadBody) || !strings.Contains(err.Error(), srv.URL)) {
+				t.Fatalf("error %v does not wrap ErrBadBody or name the URL", err)
+			}
+			if tc.body == "[]" && !errors.Is(err, extract.ErrNoRows) {
+				t.Fatalf("error %v is not ErrNoRows", err)
+			}
+			if hits != 1 {
+				t.Fatalf("a bad body was retried: %d requests", hits)
+			}
+		})
+	}
+}
+
+func TestFetchPagingGuards(t *testing.T) {
+	srv := feedtest.NewServer(t)
+	c, _ := client(t, srv.URL, srv.Client(), func(c *extract.ClientConfig) { c.MaxPages = 1 })
+	if _, _, err := c.Fetch(context.Background(), feed.Lots, feed.JSON); err == nil || !strings.Contains(err.Error(), "MaxPages") {
+		t.Fatalf("max pages: %v", err)
+	}
+	// A server that ignores page answers page 0 for ever.
+	page0 := feedtest.LotsJSONPages(feedtest.SampleLots(), 1000)[0]
+	same := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(page0) }))
+	defer same.Close()
+	c, _ = client(t, same.URL, same.Client(), nil)
+	if _, _, err := c.Fetch(context.Background(), feed.Lots, feed.JSON); err == nil || !strings.Contains(err.Error(), "same body as page 0") {
+		t.Fatalf("page ignored: %v", err)
+	}
+	// A server that ignores size answers more rows than asked for.
+	big := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(page0) }))
+	defer big.Close()
+	c, _ = client(t, big.URL, big.Client(), func(c *extract.ClientConfig) { c.PageSize = 10 })
+	if _, _, err := c.Fetch(context.Background(), feed.Lots, feed.JSON); err == nil || !strings.Contains(err.Error(), "more than the size 10") {
+		t.Fatalf("size ignored: %v", err)
+	}
+}
+
+func TestFetchCancelDuringBackoff(t *testing.T) {
+	srv := feedtest.NewServer(t)
+	srv.FailNext(1000, 500)
+	c, _ := client(t, srv.URL, srv.Client(), func(c *extract.ClientConfig) { c.BackoffBase, c.BackoffMax = time.Hour, time.Hour })
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, _, err := c.Fetch(ctx, feed.Lots, feed.JSON)
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Minute {
+		t.Fatalf("%v after %v", err, time.Since(start))
+	}
+	if srv.TotalRequests() > 2 {
+		t.Fatalf("%d requests", srv.TotalRequests())
+	}
+}
+
+func TestConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  extract.ClientConfig
+		ok   bool
+	}{
+		{"defaults", extract.ClientConfig{}, true},
+		{"page size above the cap", extract.ClientConfig{PageSize: 5000}, false},
+		{"negative page size", extract.ClientConfig{PageSize: -1}, false},
+		{"no scheme", extract.ClientConfig{BaseURL: "data.ntpc.gov.tw"}, false},
+		{"ftp", extract.ClientConfig{BaseURL: "ftp://data.ntpc.gov.tw"}, false},
+		{"query", extract.ClientConfig{BaseURL: "https://data.ntpc.gov.tw/?x=1"}, false},
+		{"path prefix", extract.ClientConfig{BaseURL: "http://127.0.0.1:8080/mirror"}, true},
+		{"no retries", extract.ClientConfig{Retries: -1}, true},
+		{"negative max pages", extract.ClientConfig{MaxPages: -1}, false},
+		{"backoff max below base", extract.ClientConfig{BackoffBase: time.Second, BackoffMax: time.Millisecond}, false},
+		{"negative body limit", extract.ClientConfig{MaxBodyBytes: -5}, false},
+	} {
+		err := tc.cfg.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: Validate() = %v", tc.name, err)
+		}
+		if _, err := extract.NewClient(tc.cfg); (err == nil) != tc.ok {
+			t.Errorf("%s: New() = %v", tc.name, err)
+		}
+	}
+	c, _ := extract.NewClient(extract.ClientConfig{})
+	if _, _, err := c.Fetch(context.Background(), "parking", feed.JSON); err == nil {
+		t.Error("unknown dataset accepted")
+	}
+	if _, _, err := c.Fetch(context.Background(), feed.Lots, "xml"); err == nil {
+		t.Error("unknown format accepted")
+	}
+}
+
+func TestNoRetriesConfig(t *testing.T) {
+	srv := feedtest.NewServer(t)
+	srv.FailNext(1, 500)
+	c, _ := client(t, srv.URL, srv.Client(), func(c *extract.ClientConfig) { c.Retries = -1 })
+	if _, _, err := c.Fetch(context.Background(), feed.Lots, feed.JSON); err == nil || srv.TotalRequests() != 1 {
+		t.Fatalf("%v, %d requests", err, srv.TotalRequests())
+	}
+}

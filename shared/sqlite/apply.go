@@ -1,0 +1,214 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
+)
+
+// Apply applies every input in one transaction, writing each input's ledger
+// row in that same transaction: either all of them are recorded with their
+// effects, or none is. Inputs may be in any order and may repeat; the
+// resulting data depends only on the set of snapshots applied.
+//
+// An error means nothing was committed; refusals are results, not errors.
+func (db *DB) Apply(ctx context.Context, in ...snapshot.Input) ([]snapshot.Result, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+
+	results := make([]snapshot.Result, 0, len(in))
+	a := &applier{db: db, newIDs: map[string]int64{}, stmts: map[string]*sql.Stmt{}}
+	err := db.withTx(ctx, &a.commit, func(tx *sql.Tx) error {
+		a.tx = tx
+		defer a.closeStmts()
+		for _, x := range in {
+			r, err := a.apply(ctx, x)
+			if err != nil {
+				return fmt.Errorf("apply %s: %w", x.Key, err)
+			}
+			results = append(results, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range results {
+		results[i].Commit = a.commit
+	}
+	// Ordinals created in the transaction are real only now that it committed.
+	for id, n := range a.newIDs {
+		db.lotIDs[id] = n
+	}
+	return results, nil
+}
+
+// applier carries one Apply transaction's state: the transaction, its
+// prepared statements (reused across inputs), and lot_ids rows it created.
+type applier struct {
+	commit time.Duration // how long COMMIT took, once it has
+	db     *DB
+	tx     *sql.Tx
+	stmts  map[string]*sql.Stmt
+	newIDs map[string]int64
+	// knownLots caches parking_lots IDs for availability quality; reset when a
+	// lots snapshot changes parking_lots in this transaction.
+	knownLots map[string]bool
+	// upsertLot is the parking_lots upsert, built once.
+	upsertLot, upsertLotTail string
+	// versionRows and versionDeletes buffer lot_versions writes (see setVersion).
+	versionRows, versionDeletes []any
+}
+
+// stmt returns a prepared statement for query, prepared once per transaction.
+func (a *applier) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s, ok := a.stmts[query]; ok {
+		return s, nil
+	}
+	s, err := a.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	a.stmts[query] = s
+	return s, nil
+}
+
+func (a *applier) exec(ctx context.Context, query string, args ...any) (int, error) {
+	s, err := a.stmt(ctx, query)
+	if err != nil {
+		return 0, err
+	}
+	res, err := s.ExecContext(ctx, args...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// chunkRows is how many VALUES tuples one multi-row INSERT carries. In the
+// pure-Go driver each statement execution costs far more than each row in
+// it, so a snapshot of ~1,400 rows is written in a few dozen statements, not
+// a few thousand. 100 x 5 columns stays far below SQLite's 32,766 variables.
+const chunkRows = 100
+
+// execChunked runs head + "(?,...),(?,...)" + tail over rows of width
+// arguments each (args is rows*width long), chunkRows rows a statement, and
+// returns the rows changed.
+func (a *applier) execChunked(ctx context.Context, head, tail string, width int, args []any) (int, error) {
+	rows := len(args) / width
+	changed := 0
+	for start := 0; start < rows; start += chunkRows {
+		end := min(start+chunkRows, rows)
+		var q strings.Builder
+		q.WriteString(head)
+		tuple := "(" + strings.TrimSuffix(strings.Repeat("?,", width), ",") + ")"
+		for i := start; i < end; i++ {
+			if i > start {
+				q.WriteByte(',')
+			}
+			q.WriteString(tuple)
+		}
+		q.WriteString(tail)
+		n, err := a.exec(ctx, q.String(), args[start*width:end*width]...)
+		if err != nil {
+			return changed, err
+		}
+		changed += n
+	}
+	return changed, nil
+}
+
+func (a *applier) closeStmts() {
+	for _, s := range a.stmts {
+		s.Close()
+	}
+}
+
+func (a *applier) apply(ctx context.Context, x snapshot.Input) (snapshot.Result, error) {
+	if x.Key == "" {
+		return snapshot.Result{}, errors.New("empty key")
+	}
+	r := snapshot.Result{Key: x.Key}
+
+	prev, found, err := a.ledgerOutcome(ctx, x.Key)
+	if err != nil {
+		return r, err
+	}
+	if found && prev != snapshot.Refused {
+		r.Outcome, r.AlreadyApplied = prev, true
+		return r, nil
+	}
+
+	switch {
+	case x.Dataset != feed.Lots && x.Dataset != feed.Availability:
+		r.Outcome, r.Reason = snapshot.Refused, fmt.Sprintf("unknown dataset %q", x.Dataset)
+	case x.FetchedAt.Unix() <= 0:
+		// Also keeps observation keys (t << 16) positive.
+		r.Outcome, r.Reason = snapshot.Refused, "no fetch time"
+	}
+	if r.Outcome == "" && x.SHA256 != "" {
+		dup, err := a.sameContent(ctx, x)
+		if err != nil {
+			return r, err
+		}
+		if dup != "" {
+			r.Outcome, r.Reason = snapshot.Duplicate, "same sha256 as "+dup
+		}
+	}
+	if r.Outcome == "" {
+		switch x.Dataset {
+		case feed.Lots:
+			r.Rows = len(x.Lots)
+			err = a.applyLots(ctx, x, &r)
+		case feed.Availability:
+			r.Rows = len(x.Availability)
+			err = a.applyAvailability(ctx, x, &r)
+		}
+		if err != nil {
+			return r, err
+		}
+	} else {
+		r.Rows = len(x.Lots) + len(x.Availability)
+	}
+	if err := a.flushVersions(ctx); err != nil {
+		return r, err
+	}
+	if err := a.record(ctx, x, r); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// record writes the ledger row. A refused key may come back and be applied:
+// its row is then replaced.
+func (a *applier) record(ctx context.Context, x snapshot.Input, r snapshot.Result) error {
+	q, err := json.Marshal(r.Quality)
+	if err != nil {
+		return fmt.Errorf("quality json: %w", err)
+	}
+	t := x.FetchedAt.UnixMilli()
+	_, err = a.exec(ctx, `INSERT INTO snapshots
+		(key, dataset, sha256, fetched_at, fetched_ms, applied_at, rows, changed, outcome, reason, quality)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET dataset = excluded.dataset, sha256 = excluded.sha256,
+			fetched_at = excluded.fetched_at, fetched_ms = excluded.fetched_ms,
+			applied_at = excluded.applied_at, rows = excluded.rows, changed = excluded.changed,
+			outcome = excluded.outcome, reason = excluded.reason, quality = excluded.quality`,
+		x.Key, string(x.Dataset), x.SHA256, formatMilli(t), t, formatTime(a.db.now()),
+		r.Rows, r.Changed, string(r.Outcome), r.Reason, string(q))
+	if err != nil {
+		return fmt.Errorf("record in ledger: %w", err)
+	}
+	return nil
+}

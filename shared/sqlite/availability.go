@@ -1,0 +1,188 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
+)
+
+// availabilityValue reads a raw AVAILABLECAR. Only integers >= 0 are
+// observations; -9 (no live figure), other negatives and non-integers are
+// unknown, as in the original project.
+func availabilityValue(raw string) (int64, bool) {
+	v, err := strconv.ParseInt(strings.TrimSpace(raw), 10, 64)
+	if err != nil || v < 0 {
+		return 0, false
+	}
+	return v, true
+}
+
+type observation struct {
+	lot   int64
+	id    string
+	raw   string
+	v     int64
+	valid bool
+}
+
+// applyAvailability stores an availability snapshot's valid observations keyed
+// by (fetch second, lot), which makes a replay add nothing, and moves
+// availability_latest forward where this snapshot is newer.
+func (a *applier) applyAvailability(ctx context.Context, x snapshot.Input, r *snapshot.Result) error {
+	q := snapshot.Quality{Rows: len(x.Availability)}
+	aq := &snapshot.AvailabilityQuality{}
+	q.Availability = aq
+	index := map[string]int{}
+	var obs []observation
+	for _, row := range x.Availability {
+		id := strings.TrimSpace(row.ID)
+		if id == "" {
+			q.EmptyIDs++
+			continue
+		}
+		v, ok := availabilityValue(row.AvailableCar)
+		o := observation{id: id, raw: row.AvailableCar, v: v, valid: ok}
+		if i, dup := index[id]; dup {
+			q.DuplicateIDs++
+			obs[i] = o // The last row of an ID wins.
+			continue
+		}
+		index[id] = len(obs)
+		obs = append(obs, o)
+	}
+	r.Quality = q
+	if len(obs) == 0 {
+		r.Outcome, r.Reason = snapshot.Refused, "no availability rows"
+		return nil
+	}
+
+	known, err := a.knownLotIDs(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range obs {
+		o := &obs[i]
+		if o.valid {
+			aq.Valid++
+		} else {
+			aq.Unknown++
+			switch v, err := strconv.ParseInt(strings.TrimSpace(o.raw), 10, 64); {
+			case err != nil:
+				aq.NotInteger++
+			case v == -9:
+				aq.NoFigure++
+			default:
+				aq.OtherNegative++
+			}
+		}
+		if !known[o.id] {
+			aq.UnknownLotIDs++
+			aq.UnknownLotIDSample = append(aq.UnknownLotIDSample, o.id)
+		}
+		if o.lot, err = a.lotOrdinal(ctx, o.id); err != nil {
+			return err
+		}
+	}
+	aq.UnknownShare = float64(aq.Unknown) / float64(len(obs))
+	sort.Strings(aq.UnknownLotIDSample)
+	if len(aq.UnknownLotIDSample) > 10 {
+		aq.UnknownLotIDSample = aq.UnknownLotIDSample[:10]
+	}
+	r.Quality = q
+
+	// In key order, so the b-tree is appended to rather than split at random.
+	sort.Slice(obs, func(i, j int) bool { return obs[i].lot < obs[j].lot })
+	t := x.FetchedAt.Unix()
+	ts := formatUnix(t)
+	var obsArgs, latestArgs []any
+	for _, o := range obs {
+		var v any
+		if o.valid {
+			obsArgs = append(obsArgs, obsKey(t, o.lot), o.v)
+			v = o.v
+		}
+		latestArgs = append(latestArgs, o.id, v, o.raw, ts, t)
+	}
+	// Two snapshots in the same second: the larger value wins, whatever the order.
+	n, err := a.execChunked(ctx, "INSERT INTO availability_obs (k, v) VALUES ",
+		" ON CONFLICT (k) DO UPDATE SET v = excluded.v WHERE excluded.v > v", 2, obsArgs)
+	if err != nil {
+		return fmt.Errorf("store observations: %w", err)
+	}
+	r.Changed += n
+	// Forward only: a late older snapshot never overwrites a newer value. At
+	// the same second, a known value beats unknown and the larger one wins;
+	// then the raw text decides, so any arrival order gives one answer.
+	n, err = a.execChunked(ctx, "INSERT INTO availability_latest (parking_id, available_car, raw, observed_at, observed_unix) VALUES ",
+		` ON CONFLICT (parking_id) DO UPDATE SET available_car = excluded.available_car, raw = excluded.raw,
+			observed_at = excluded.observed_at, observed_unix = excluded.observed_unix
+		WHERE (excluded.observed_unix, coalesce(excluded.available_car, -1), excluded.raw)
+		    > (observed_unix, coalesce(available_car, -1), raw)`, 5, latestArgs)
+	if err != nil {
+		return fmt.Errorf("update latest values: %w", err)
+	}
+	r.Changed += n
+	r.Outcome = snapshot.Applied
+	return nil
+}
+
+// lotOrdinal returns the lot_ids ordinal of id, creating it if needed.
+func (a *applier) lotOrdinal(ctx context.Context, id string) (int64, error) {
+	if n, ok := a.db.lotIDs[id]; ok {
+		return n, nil
+	}
+	if n, ok := a.newIDs[id]; ok {
+		return n, nil
+	}
+	s, err := a.stmt(ctx, "INSERT INTO lot_ids (id) VALUES (?) RETURNING n")
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	if err := s.QueryRowContext(ctx, id).Scan(&n); err != nil {
+		return 0, fmt.Errorf("new lot ordinal %s: %w", id, err)
+	}
+	if n > maxLotOrdinal {
+		return 0, fmt.Errorf("new lot ordinal %s: %d exceeds the %d that an observation key can hold", id, n, maxLotOrdinal)
+	}
+	a.newIDs[id] = n
+	return n, nil
+}
+
+// maxLotOrdinal is the largest lot_ids.n that fits the low 16 bits of an
+// observation key. The feeds have ~1,400 IDs.
+const maxLotOrdinal = 1<<16 - 1
+
+// obsKey packs a fetch second and a lot ordinal into availability_obs.k.
+// Sorting keys sorts by time, then lot.
+func obsKey(t, lot int64) int64 { return t<<16 | lot }
+
+// knownLotIDs returns the IDs in parking_lots, read once per transaction
+// unless a lots snapshot changed the table.
+func (a *applier) knownLotIDs(ctx context.Context) (map[string]bool, error) {
+	if a.knownLots != nil {
+		return a.knownLots, nil
+	}
+	rows, err := a.tx.QueryContext(ctx, "SELECT id FROM parking_lots")
+	if err != nil {
+		return nil, fmt.Errorf("read lot ids: %w", err)
+	}
+	defer rows.Close()
+	known := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("read lot ids: %w", err)
+		}
+		known[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read lot ids: %w", err)
+	}
+	a.knownLots = known
+	return known, nil
+}

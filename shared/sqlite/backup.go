@@ -1,0 +1,90 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Backup writes a consistent copy of the database to dest through SQLite
+// (VACUUM INTO), never by copying the file: a file copy of a live database
+// can be torn, and closing any descriptor of the file would drop the
+// loader's locks. The copy is written beside dest and renamed into place, so
+// dest is either the old file or a complete new one. Applies wait meanwhile.
+func (db *DB) Backup(ctx context.Context, dest string) error {
+	if dest == "" {
+		return errors.New("backup: no destination")
+	}
+	abs, err := filepath.Abs(dest)
+	if err != nil {
+		return fmt.Errorf("backup to %s: %w", dest, err)
+	}
+	if self, err := filepath.Abs(db.path); err == nil && self == abs {
+		return fmt.Errorf("backup to %s: that is the database itself", dest)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return fmt.Errorf("backup to %s: %w", dest, err)
+	}
+	tmp := abs + ".tmp"
+	_ = os.Remove(tmp) // a leftover of an interrupted backup; VACUUM INTO refuses an existing file
+	db.mu.Lock()
+	_, err = db.conn.ExecContext(ctx, "VACUUM INTO ?", tmp)
+	db.mu.Unlock()
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("backup to %s: %w", dest, err)
+	}
+	if err := syncFile(tmp); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("backup to %s: %w", dest, err)
+	}
+	if err := os.Rename(tmp, abs); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("backup to %s: %w", dest, err)
+	}
+	return syncFile(filepath.Dir(abs))
+}
+
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// BackupRotate writes parking-YYYYMMDDTHHMMSSZ.db into dir and removes all
+// but the newest keep backups there. It returns the new backup's path.
+func (db *DB) BackupRotate(ctx context.Context, dir string, keep int, now time.Time) (string, error) {
+	dest := filepath.Join(dir, "parking-"+now.UTC().Format("20060102T150405Z")+".db")
+	if err := db.Backup(ctx, dest); err != nil {
+		return "", err
+	}
+	if keep <= 0 {
+		return dest, nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return dest, fmt.Errorf("rotate backups in %s: %w", dir, err)
+	}
+	var names []string
+	for _, e := range entries {
+		if n := e.Name(); strings.HasPrefix(n, "parking-") && strings.HasSuffix(n, ".db") && e.Type().IsRegular() {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names) // the names sort by time
+	for len(names) > keep {
+		if err := os.Remove(filepath.Join(dir, names[0])); err != nil {
+			return dest, fmt.Errorf("rotate backups in %s: %w", dir, err)
+		}
+		names = names[1:]
+	}
+	return dest, nil
+}

@@ -1,0 +1,356 @@
+// Package sqlite holds the SQLite database: its settings, schema, and the
+// idempotent, order-safe apply of snapshots.
+//
+// The database lives on a network file system (EFS) in production, so it is
+// opened the conservative way: one connection, exclusive locking mode, a
+// rollback journal, synchronous=FULL, and a write at start-up so that the
+// exclusive lock is taken at once and a second loader fails fast.
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	modernc "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// ErrLocked: another process (a running loader) holds the database.
+var ErrLocked = errors.New("database is held by another loader")
+
+// DefaultLockTimeout is how long Open waits for the lock before giving up:
+// under 2 s, so a second loader has failed, message and all, within 2 s.
+const DefaultLockTimeout = 1500 * time.Millisecond
+
+// Options configure Open.
+type Options struct {
+	// WaitLock makes Open wait until ctx is done for the lock (a standby loader)
+	// instead of failing after LockTimeout.
+	WaitLock bool
+	// LockTimeout bounds a single attempt to take the lock (SQLite busy_timeout).
+	// Zero means DefaultLockTimeout.
+	LockTimeout time.Duration
+	// Logger receives operational messages. Nil discards them.
+	Logger *slog.Logger
+	// Now is the clock for bookkeeping times (snapshots.applied_at, meta).
+	// Data times never come from it. Nil means time.Now.
+	Now func() time.Time
+	// CacheKiB is SQLite's page cache (PRAGMA cache_size). Zero means
+	// DefaultCacheKiB. A backfill, which appends in key order, needs far less.
+	CacheKiB int
+}
+
+// DefaultCacheKiB is the page cache of a long-running loader: the lots
+// tables and the hot end of the observations stay in memory.
+const DefaultCacheKiB = 16000
+
+// DB is the loader's database. It is safe for concurrent use, but every call is
+// serialised on the one connection.
+type DB struct {
+	path   string
+	sql    *sql.DB
+	conn   *sql.Conn
+	logger *slog.Logger
+	now    func() time.Time
+
+	// mu serialises transactions on conn and guards lotIDs.
+	mu sync.Mutex
+	// lotIDs caches committed rows of lot_ids (ID -> ordinal).
+	lotIDs map[string]int64
+}
+
+// sqliteHeader is the first 16 bytes of every SQLite database file.
+var sqliteHeader = []byte("SQLite format 3\x00")
+
+// Open opens (creating if needed) the database at path, checks it, migrates it
+// and takes its exclusive lock.
+func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	if opts.CacheKiB <= 0 {
+		opts.CacheKiB = DefaultCacheKiB
+	}
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = DefaultLockTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if path == "" {
+		return nil, errors.New("open database: empty path")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("open database %s: create directory: %w", path, err)
+	}
+	if err := checkFile(path); err != nil {
+		return nil, err
+	}
+
+	waiting := false
+	for {
+		db, err := open(ctx, path, opts)
+		if err == nil {
+			return db, nil
+		}
+		if waiting && ctx.Err() != nil {
+			// Cancelled while waiting, whichever step noticed first.
+			return nil, fmt.Errorf("open database %s: %w: gave up waiting for another loader: %w", path, ErrLocked, ctx.Err())
+		}
+		if !errors.Is(err, ErrLocked) || !opts.WaitLock {
+			return nil, err
+		}
+		if !waiting {
+			// Logged once: a standby waits here for as long as the active loader runs.
+			opts.Logger.InfoContext(ctx, "waiting for database lock", "path", path)
+			waiting = true
+		}
+		// No sleep: each attempt already blocks up to LockTimeout in SQLite's busy handler.
+	}
+}
+
+// checkFile refuses files that are not SQLite databases before SQLite touches
+// them, and a shared-memory file that would mean someone opened the database
+// in WAL mode with shared memory (unsafe on NFS).
+func checkFile(path string) error {
+	if _, err := os.Stat(path + "-shm"); err == nil {
+		return fmt.Errorf("open database %s: shm check: %s-shm exists (WAL with shared memory is unsafe on a network file system); stop the other user and remove it", path, path)
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", path, err)
+	}
+	defer f.Close()
+	head := make([]byte, len(sqliteHeader))
+	n, err := io.ReadFull(f, head)
+	if n == 0 && (err == io.EOF) {
+		return nil // An empty file is an empty database.
+	}
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("open database %s: read header: %w", path, err)
+	}
+	if !bytes.Equal(head[:n], sqliteHeader) {
+		return fmt.Errorf("open database %s: header check: not a SQLite database file (left untouched)", path)
+	}
+	return nil
+}
+
+// open makes one attempt. Any SQLITE_BUSY on the way means another process
+// holds the lock and is reported as ErrLocked.
+func open(ctx context.Context, path string, opts Options) (_ *DB, err error) {
+	sqldb, err := sql.Open("sqlite", path)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	// One connection for the life of the DB: per-connection pragmas (above all
+	// locking_mode) would silently be lost on a second one.
+	sqldb.SetMaxOpenConns(1)
+	sqldb.SetMaxIdleConns(1)
+	sqldb.SetConnMaxLifetime(0)
+	sqldb.SetConnMaxIdleTime(0)
+	conn, err := sqldb.Conn(ctx)
+	if err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	db := &DB{path: path, sql: sqldb, conn: conn, logger: opts.Logger, now: opts.Now, lotIDs: map[string]int64{}}
+	defer func() {
+		if err != nil {
+			db.Close()
+			if isBusy(err) {
+				cause := strings.TrimPrefix(err.Error(), "open database "+path+": ")
+				err = fmt.Errorf("open database %s: %w: another loader holds it (%s)", path, ErrLocked, cause)
+			}
+		}
+	}()
+
+	// Order matters: locking_mode must be set before the first access so that
+	// no shared-memory file is ever used, and before the journal mode.
+	pragmas := []string{
+		fmt.Sprintf("PRAGMA busy_timeout = %d", opts.LockTimeout.Milliseconds()),
+		"PRAGMA locking_mode = EXCLUSIVE",
+		"PRAGMA journal_mode = DELETE",
+		"PRAGMA synchronous = FULL",
+		"PRAGMA foreign_keys = ON",
+		"PRAGMA temp_store = MEMORY",
+		fmt.Sprintf("PRAGMA cache_size = -%d", opts.CacheKiB),
+	}
+	for _, p := range pragmas {
+		if _, err := conn.ExecContext(ctx, p); err != nil {
+			return nil, fmt.Errorf("open database %s: %s: %w", path, p, err)
+		}
+	}
+	for pragma, want := range map[string]string{"locking_mode": "exclusive", "journal_mode": "delete"} {
+		var got string
+		if err := conn.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
+			return nil, fmt.Errorf("open database %s: read %s: %w", path, pragma, err)
+		}
+		if !strings.EqualFold(got, want) {
+			return nil, fmt.Errorf("open database %s: %s is %q, want %q", path, pragma, got, want)
+		}
+	}
+
+	// Take the exclusive lock before reading anything, so two loaders starting
+	// together cannot both hold shared locks and deadlock on the upgrade. In
+	// exclusive locking mode the lock is kept after COMMIT until Close.
+	if _, err := conn.ExecContext(ctx, "BEGIN EXCLUSIVE"); err != nil {
+		return nil, fmt.Errorf("open database %s: lock: %w", path, err)
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return nil, fmt.Errorf("open database %s: lock: %w", path, err)
+	}
+
+	if err := quickCheck(ctx, conn); err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	if _, err := os.Stat(path + "-shm"); err == nil {
+		return nil, fmt.Errorf("open database %s: shm check: %s-shm exists", path, path)
+	}
+
+	if err := db.migrate(ctx); err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+
+	// A write holds the lock in every case, and records who opened the file when.
+	if err := db.withTx(ctx, nil, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('opened_at', ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, formatTime(db.now()))
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("open database %s: lock write: %w", path, err)
+	}
+	if err := db.loadLotIDs(ctx); err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// quickCheck runs PRAGMA quick_check, which answers "ok" or lists problems.
+func quickCheck(ctx context.Context, conn *sql.Conn) error {
+	rows, err := conn.QueryContext(ctx, "PRAGMA quick_check(10)")
+	if err != nil {
+		return fmt.Errorf("quick_check: %w", err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return fmt.Errorf("quick_check: %w", err)
+		}
+		problems = append(problems, line)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("quick_check: %w", err)
+	}
+	if len(problems) == 1 && problems[0] == "ok" {
+		return nil
+	}
+	return fmt.Errorf("quick_check failed: %s", strings.Join(problems, "; "))
+}
+
+// isBusy reports whether err is SQLite's "database is locked" (by another process).
+func isBusy(err error) bool {
+	var se *modernc.Error
+	if errors.As(err, &se) {
+		return se.Code()&0xff == sqlite3.SQLITE_BUSY
+	}
+	return false
+}
+
+// Close releases the lock and closes the database.
+func (db *DB) Close() error {
+	var errs []error
+	if db.conn != nil {
+		errs = append(errs, db.conn.Close())
+	}
+	if db.sql != nil {
+		errs = append(errs, db.sql.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close database %s: %w", db.path, err)
+	}
+	return nil
+}
+
+// Path returns the database file's path.
+func (db *DB) Path() string { return db.path }
+
+// withTx runs fn in a transaction on the one connection, committing if fn
+// returns nil.
+// withTx runs fn in a transaction and commits it; when commit is not nil it
+// receives how long the COMMIT took.
+func (db *DB) withTx(ctx context.Context, commit *time.Duration, fn func(tx *sql.Tx) error) error {
+	tx, err := db.conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	start := time.Now()
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if commit != nil {
+		*commit = time.Since(start)
+	}
+	return nil
+}
+
+func (db *DB) loadLotIDs(ctx context.Context) error {
+	rows, err := db.conn.QueryContext(ctx, "SELECT n, id FROM lot_ids")
+	if err != nil {
+		return fmt.Errorf("load lot ids: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n int64
+		var id string
+		if err := rows.Scan(&n, &id); err != nil {
+			return fmt.Errorf("load lot ids: %w", err)
+		}
+		db.lotIDs[id] = n
+	}
+	return rows.Err()
+}
+
+// taipei is Asia/Taipei. Taiwan has had no DST since 1979, so a fixed zone
+// needs no tzdata in the binary.
+var taipei = time.FixedZone("Asia/Taipei", 8*3600)
+
+// timeLayout is ISO 8601 with a numeric offset, always +08:00 here. Text in one
+// fixed offset sorts chronologically.
+const timeLayout = "2006-01-02T15:04:05-07:00"
+
+// formatTime renders t to the second in Taipei time.
+func formatTime(t time.Time) string { return t.In(taipei).Format(timeLayout) }
+
+// formatUnix renders unix seconds in Taipei time.
+func formatUnix(sec int64) string { return formatTime(time.Unix(sec, 0)) }
+
+// milliLayout is timeLayout with milliseconds, for the times of lots
+// snapshots: two lots fetches in one second (a manual run beside the
+// schedule) are two points of the lots history, not one. Fixed width, so it
+// too sorts as text. The original project's isoformat() also wrote fractions.
+const milliLayout = "2006-01-02T15:04:05.000-07:00"
+
+// formatMilli renders unix milliseconds in Taipei time, with milliseconds.
+func formatMilli(ms int64) string { return time.UnixMilli(ms).In(taipei).Format(milliLayout) }
+
+// parseTime reads a time written by formatTime.
+func parseTime(s string) (time.Time, error) { return time.Parse(timeLayout, s) }

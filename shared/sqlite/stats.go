@@ -1,0 +1,240 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
+)
+
+// Stats summarises the database, like the original project's stats and
+// availability-stats commands together.
+type Stats struct {
+	Path         string          `json:"path"`
+	Lots         LotStats        `json:"lots"`
+	Observations int64           `json:"observations"`
+	Months       []MonthStats    `json:"months"`
+	Datasets     []DatasetStats  `json:"datasets"`
+	Refused      RefusedStats    `json:"refused"`
+	Rejections   RejectionsStats `json:"rejections"`
+}
+
+// LotStats counts parking_lots rows.
+type LotStats struct {
+	Total   int `json:"total"`
+	Active  int `json:"active"`
+	Deleted int `json:"deleted"`
+}
+
+// MonthStats describes one calendar month (Asia/Taipei) of stored observations.
+type MonthStats struct {
+	Month        string `json:"month"` // 2026-11
+	Observations int64  `json:"observations"`
+	DistinctLots int    `json:"distinct_lots"`
+	First        string `json:"first"`
+	Last         string `json:"last"`
+}
+
+// DatasetStats describes the newest applied snapshot of a dataset.
+type DatasetStats struct {
+	Dataset   string            `json:"dataset"`
+	Applied   int               `json:"applied"` // snapshots with data applied (applied or superseded)
+	LastKey   string            `json:"last_key,omitempty"`
+	FetchedAt string            `json:"fetched_at,omitempty"`
+	AppliedAt string            `json:"applied_at,omitempty"`
+	Quality   *snapshot.Quality `json:"quality,omitempty"`
+}
+
+// RefusedStats counts refused snapshots and lists the latest.
+type RefusedStats struct {
+	Count  int           `json:"count"`
+	Latest []LedgerEntry `json:"latest,omitempty"`
+}
+
+// LedgerEntry is one row of the snapshots ledger.
+type LedgerEntry struct {
+	Key       string `json:"key"`
+	Dataset   string `json:"dataset"`
+	FetchedAt string `json:"fetched_at"`
+	AppliedAt string `json:"applied_at"`
+	Reason    string `json:"reason"`
+}
+
+// RejectionsStats counts rejections and lists the latest.
+type RejectionsStats struct {
+	Count  int              `json:"count"`
+	Latest []RejectionEntry `json:"latest,omitempty"`
+}
+
+// RejectionEntry is one row of rejections, without the body.
+type RejectionEntry struct {
+	MessageID string `json:"message_id"`
+	Key       string `json:"key"`
+	Dataset   string `json:"dataset"`
+	Reason    string `json:"reason"`
+	At        string `json:"at"`
+}
+
+// statsLatest is how many refused snapshots and rejections Stats lists.
+const statsLatest = 5
+
+// Stats reads the summary. The per-month figures scan the observations table
+// (one pass per month over its key range).
+func (db *DB) Stats(ctx context.Context) (Stats, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	s := Stats{Path: db.path}
+	c := db.conn
+	if err := c.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE deleted_at IS NULL),
+		count(*) FILTER (WHERE deleted_at IS NOT NULL) FROM parking_lots`).
+		Scan(&s.Lots.Total, &s.Lots.Active, &s.Lots.Deleted); err != nil {
+		return s, fmt.Errorf("stats lots: %w", err)
+	}
+
+	rows, err := c.QueryContext(ctx, `SELECT strftime('%Y-%m', (k >> 16) + 28800, 'unixepoch') AS month,
+		count(*), count(DISTINCT k & 65535), min(k) >> 16, max(k) >> 16 FROM availability_obs GROUP BY month ORDER BY month`)
+	if err != nil {
+		return s, fmt.Errorf("stats months: %w", err)
+	}
+	for rows.Next() {
+		var m MonthStats
+		var first, last int64
+		if err := rows.Scan(&m.Month, &m.Observations, &m.DistinctLots, &first, &last); err != nil {
+			rows.Close()
+			return s, fmt.Errorf("stats months: %w", err)
+		}
+		m.First, m.Last = formatUnix(first), formatUnix(last)
+		s.Observations += m.Observations
+		s.Months = append(s.Months, m)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return s, fmt.Errorf("stats months: %w", err)
+	}
+
+	for _, d := range feed.Datasets {
+		ds := DatasetStats{Dataset: string(d)}
+		if err := c.QueryRowContext(ctx, "SELECT count(*) FROM snapshots WHERE dataset = ? AND "+hasData, string(d)).
+			Scan(&ds.Applied); err != nil {
+			return s, fmt.Errorf("stats %s: %w", d, err)
+		}
+		var quality string
+		err := c.QueryRowContext(ctx, `SELECT key, fetched_at, applied_at, quality FROM snapshots
+			WHERE dataset = ? AND outcome = 'applied' ORDER BY fetched_ms DESC, key DESC LIMIT 1`, string(d)).
+			Scan(&ds.LastKey, &ds.FetchedAt, &ds.AppliedAt, &quality)
+		switch {
+		case err == sql.ErrNoRows:
+		case err != nil:
+			return s, fmt.Errorf("stats %s: %w", d, err)
+		default:
+			var q snapshot.Quality
+			if err := json.Unmarshal([]byte(quality), &q); err != nil {
+				return s, fmt.Errorf("stats %s: quality of %s: %w", d, ds.LastKey, err)
+			}
+			ds.Quality = &q
+		}
+		s.Datasets = append(s.Datasets, ds)
+	}
+
+	if err := c.QueryRowContext(ctx, "SELECT count(*) FROM snapshots WHERE outcome = 'refused'").
+		Scan(&s.Refused.Count); err != nil {
+		return s, fmt.Errorf("stats refused: %w", err)
+	}
+	rows, err = c.QueryContext(ctx, `SELECT key, dataset, fetched_at, applied_at, reason FROM snapshots
+		WHERE outcome = 'refused' ORDER BY applied_at DESC, key DESC LIMIT ?`, statsLatest)
+	if err != nil {
+		return s, fmt.Errorf("stats refused: %w", err)
+	}
+	for rows.Next() {
+		var e LedgerEntry
+		if err := rows.Scan(&e.Key, &e.Dataset, &e.FetchedAt, &e.AppliedAt, &e.Reason); err != nil {
+			rows.Close()
+			return s, fmt.Errorf("stats refused: %w", err)
+		}
+		s.Refused.Latest = append(s.Refused.Latest, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return s, fmt.Errorf("stats refused: %w", err)
+	}
+
+	if err := c.QueryRowContext(ctx, "SELECT count(*) FROM rejections").Scan(&s.Rejections.Count); err != nil {
+		return s, fmt.Errorf("stats rejections: %w", err)
+	}
+	rows, err = c.QueryContext(ctx, `SELECT message_id, key, dataset, reason, at FROM rejections
+		ORDER BY id DESC LIMIT ?`, statsLatest)
+	if err != nil {
+		return s, fmt.Errorf("stats rejections: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e RejectionEntry
+		if err := rows.Scan(&e.MessageID, &e.Key, &e.Dataset, &e.Reason, &e.At); err != nil {
+			return s, fmt.Errorf("stats rejections: %w", err)
+		}
+		s.Rejections.Latest = append(s.Rejections.Latest, e)
+	}
+	if err := rows.Err(); err != nil {
+		return s, fmt.Errorf("stats rejections: %w", err)
+	}
+	return s, nil
+}
+
+// WriteText writes s for people, in the spirit of the original's stats and
+// availability-stats output.
+func (s Stats) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
+	p("Database: %s\n\n", s.Path)
+	p("Parking lots\n  total:\t%d\n  active:\t%d\n  deleted:\t%d\n\n", s.Lots.Total, s.Lots.Active, s.Lots.Deleted)
+	p("Availability observations: %d\n", s.Observations)
+	if len(s.Months) > 0 {
+		p("  month\tobservations\tlots\tfirst\tlast\n")
+		for _, m := range s.Months {
+			p("  %s\t%d\t%d\t%s\t%s\n", m.Month, m.Observations, m.DistinctLots, m.First, m.Last)
+		}
+	}
+	p("\nSnapshots\n")
+	for _, d := range s.Datasets {
+		if d.LastKey == "" {
+			p("  %s:\t%d applied, none current\n", d.Dataset, d.Applied)
+			continue
+		}
+		p("  %s:\t%d applied; latest %s fetched %s, applied %s\n", d.Dataset, d.Applied, d.LastKey, d.FetchedAt, d.AppliedAt)
+		if q := d.Quality; q != nil {
+			p("  \trows %d, duplicate IDs %d", q.Rows, q.DuplicateIDs)
+			if l := q.Lots; l != nil {
+				p(", active %d, appeared %d, disappeared %d, without position %d", l.Active, l.Appeared, l.Disappeared, l.LotsWithoutPosition)
+				reasons := make([]string, 0, len(l.WithoutPositionByReason))
+				for r, n := range l.WithoutPositionByReason {
+					reasons = append(reasons, fmt.Sprintf("%s %d", r, n))
+				}
+				if len(reasons) > 0 {
+					sort.Strings(reasons)
+					p(" (%s)", strings.Join(reasons, ", "))
+				}
+			}
+			if a := q.Availability; a != nil {
+				p(", valid %d, unknown %d (%.0f%%: -9 %d, other negative %d, not an integer %d), unknown lot IDs %d",
+					a.Valid, a.Unknown, 100*a.UnknownShare, a.NoFigure, a.OtherNegative, a.NotInteger, a.UnknownLotIDs)
+			}
+			p("\n")
+		}
+	}
+	p("\nRefused snapshots: %d\n", s.Refused.Count)
+	for _, e := range s.Refused.Latest {
+		p("  %s\t%s\t%s\n", e.AppliedAt, e.Key, e.Reason)
+	}
+	p("Rejected messages: %d\n", s.Rejections.Count)
+	for _, e := range s.Rejections.Latest {
+		p("  %s\t%s\t%s\n", e.At, e.Key, e.Reason)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,116 @@
+package sqlite
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
+)
+
+func TestStatsKnownReject(t *testing.T) {
+	db := newDB(t)
+	ctx := context.Background()
+	all := genLots(10, 0)
+	apply(t, db,
+		lotsInput("lots-0", at(0), all),
+		lotsInput("lots-1", at(1), without(all, 7)),
+		lotsInput("lots-bad", at(2), all[:2]), // refused: mass delete
+		availInput("av-0", at(0), genAvailability(12, 50, 1)),
+		// 2026-11-30T23:59 and 2026-12-01T00:00 in Taipei: two months.
+		availInput("av-nov", time.Date(2026, 11, 30, 23, 59, 0, 0, taipei), genAvailability(12, 0, 2)),
+		availInput("av-dec", time.Date(2026, 12, 1, 0, 0, 0, 0, taipei), genAvailability(12, 0, 3)),
+	)
+	body := []byte(strings.Repeat("x", 5000))
+	if err := db.Reject(ctx, Rejection{MessageID: "m-1", Key: "k-bad", Dataset: "lots", Reason: "undecodable", Body: body}); err != nil {
+		t.Fatal(err)
+	}
+	if n := query(t, db, "SELECT length(body), at FROM rejections"); n[0] != "1024|2026-11-26T18:00:00+08:00" {
+		t.Errorf("rejection = %v", n)
+	}
+
+	known, err := db.Known(ctx, []string{"lots-0", "lots-1", "lots-bad", "av-dec", "nope"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(known) != "map[av-dec:true lots-0:true lots-1:true]" {
+		t.Errorf("Known = %v", known)
+	}
+	// Many keys at once (chunked).
+	many := make([]string, 1200)
+	for i := range many {
+		many[i] = fmt.Sprintf("k%d", i)
+	}
+	many[1100] = "av-0"
+	if known, err := db.Known(ctx, many); err != nil || len(known) != 1 || !known["av-0"] {
+		t.Errorf("Known(many) = %v, %v", known, err)
+	}
+
+	if last, ok, err := db.LatestFetchedAt(ctx, feed.Lots); err != nil || !ok || !last.Equal(at(1)) {
+		t.Errorf("LatestFetchedAt = %v %v %v", last, ok, err)
+	}
+
+	s, err := db.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Lots != (LotStats{Total: 10, Active: 9, Deleted: 1}) {
+		t.Errorf("lots = %+v", s.Lots)
+	}
+	if len(s.Months) != 2 || s.Months[0].Month != "2026-11" || s.Months[1].Month != "2026-12" ||
+		s.Months[1].Observations != 12 || s.Months[1].First != "2026-12-01T00:00:00+08:00" {
+		t.Errorf("months = %+v", s.Months)
+	}
+	if s.Refused.Count != 1 || !strings.Contains(s.Refused.Latest[0].Reason, "of 9 active") {
+		t.Errorf("refused = %+v", s.Refused)
+	}
+	if s.Rejections.Count != 1 || s.Rejections.Latest[0].Reason != "undecodable" {
+		t.Errorf("rejections = %+v", s.Rejections)
+	}
+	if d := s.Datasets[0]; d.Dataset != "lots" || d.LastKey != "lots-1" || d.Quality == nil || d.Quality.Lots.Disappeared != 1 {
+		t.Errorf("lots dataset = %+v", d)
+	}
+	if d := s.Datasets[1]; d.LastKey != "av-dec" || d.Quality.Availability.Valid != 12 {
+		t.Errorf("availability dataset = %+v", d)
+	}
+	if _, err := json.Marshal(s); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := s.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"total:", "2026-12", "Refused snapshots: 1", "Rejected messages: 1"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, b.String())
+		}
+	}
+	t.Logf("\n%s", b.String())
+}
+
+func BenchmarkApplyAvailability(b *testing.B) {
+	db := newDB(b)
+	apply(b, db, lotsInput("lots-0", at(0), genLots(1400, 0)))
+	rows := genAvailability(1430, 70, 7)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		apply(b, db, availInput(fmt.Sprintf("av-%d", i), at(i+1), rows))
+	}
+	b.ReportMetric(float64(len(rows)*b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+func BenchmarkApplyLots(b *testing.B) {
+	db := newDB(b)
+	versions := [2][]feed.LotRow{genLots(1400, 0), genLots(1400, 1)}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		// Alternating versions: every lot changes every time.
+		apply(b, db, lotsInput(fmt.Sprintf("lots-%d", i), at(i), versions[i%2]))
+	}
+	b.ReportMetric(float64(1400*b.N)/b.Elapsed().Seconds(), "rows/s")
+}
