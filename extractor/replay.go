@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +12,6 @@ import (
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/load/backfill"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
@@ -91,7 +88,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer, env
 	r := replayer{store: st, log: log, concurrency: concurrency, logEvery: logEvery,
 		sum: ReplaySummary{Dataset: d, From: from, To: to, DryRun: dryRun}}
 	if dryRun {
-		err = backfill.List(ctx, st, []feed.Dataset{d}, from, to, func(l backfill.Listed) error {
+		err = snapshot.List(ctx, st, []feed.Dataset{d}, from, to, func(l snapshot.Listed) error {
 			r.sum.Listed++
 			fmt.Fprintf(stdout, "%s\t%d\t%s\n", l.Key, l.Size, l.Info.FetchedAt.Format(time.RFC3339))
 			return nil
@@ -132,8 +129,8 @@ type replayer struct {
 }
 
 func (r *replayer) run(ctx context.Context, d feed.Dataset, from, to time.Time) error {
-	var chunk []backfill.Listed
-	err := backfill.List(ctx, r.store, []feed.Dataset{d}, from, to, func(l backfill.Listed) error {
+	var chunk []snapshot.Listed
+	err := snapshot.List(ctx, r.store, []feed.Dataset{d}, from, to, func(l snapshot.Listed) error {
 		r.sum.Listed++
 		chunk = append(chunk, l)
 		if len(chunk) < replayChunk {
@@ -151,7 +148,7 @@ func (r *replayer) run(ctx context.Context, d feed.Dataset, from, to time.Time) 
 
 // send reads a chunk of snapshots concurrently, then enqueues their
 // messages in key order, ten per call.
-func (r *replayer) send(ctx context.Context, chunk []backfill.Listed) error {
+func (r *replayer) send(ctx context.Context, chunk []snapshot.Listed) error {
 	bodies := make([][]byte, len(chunk))
 	errs := make([]error, len(chunk))
 	var g errgroup.Group
@@ -205,23 +202,14 @@ func (r *replayer) send(ctx context.Context, chunk []backfill.Listed) error {
 
 // message reads and verifies one snapshot and builds the message the
 // extractor sent (or would have sent) for it.
-func (r *replayer) message(ctx context.Context, l backfill.Listed) ([]byte, error) {
-	loc := r.store.Locate(l.Key)
-	data, err := r.store.Get(ctx, loc, snapshot.MaxObjectBytes)
-	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", l.Key, err)
-	}
-	sum := sha256.Sum256(data)
-	hexSum := hex.EncodeToString(sum[:])
-	if hexSum[:16] != l.Info.SHAPrefix {
-		return nil, fmt.Errorf("%s: %w: sha256 %s does not match the key", l.Key, store.ErrChecksum, hexSum)
-	}
-	in, err := backfill.Input(l.Key, hexSum, data)
+func (r *replayer) message(ctx context.Context, l snapshot.Listed) ([]byte, error) {
+	in, err := snapshot.Read(ctx, r.store, l.Ref(), snapshot.ReadOptions{})
 	if err != nil {
 		return nil, err
 	}
+	loc := r.store.Locate(l.Key)
 	return queue.EncodeMessage(queue.Message{
 		Version: queue.MessageVersion, Dataset: in.Dataset, Bucket: loc.Bucket, Key: loc.Key,
-		SHA256: hexSum, Size: int64(len(data)), FetchedAt: in.FetchedAt, Rows: len(in.Lots) + len(in.Availability),
+		SHA256: in.SHA256, Size: in.Size, FetchedAt: in.FetchedAt, Rows: len(in.Lots) + len(in.Availability),
 	})
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/parking-newtaipei/parking-newtaipei/internal/awstest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/feedtest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/snapshottest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/load/backfill"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
@@ -222,6 +223,52 @@ func TestBackfillRefusedWhileLoaderHolds(t *testing.T) {
 	known, err := held.Known(context.Background(), []string{"x"})
 	if err != nil || len(known) != 0 {
 		t.Fatalf("known %v, %v", known, err)
+	}
+}
+
+// TestBackfillAllowMassDelete: a lots snapshot that removes most lots is
+// refused by a backfill, and applied by one run with -allow-mass-delete
+// (which used to be ignored).
+func TestBackfillAllowMassDelete(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "snapshots")
+	st, err := filestore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lots := feedtest.SampleLots()
+	if _, _, err := snapshottest.Put(ctx, st, snapshottest.Lots(bfStart, lots)); err != nil {
+		t.Fatal(err)
+	}
+	mass, _, err := snapshottest.Put(ctx, st, snapshottest.Lots(bfStart.Add(bfInterval), lots[:1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(t.TempDir(), "parking.db")
+	env := []string{"PARKING_STORE=file://" + dir, "PARKING_DB=" + db}
+	active := func() int { return dbtest.Count(t, db, "parking_lots", "deleted_at IS NULL") }
+
+	r := runLoaderBackfill(t, env, rangeArgs(2)...)
+	if r.code != 0 || r.summary.Applied != 1 || r.summary.Refused != 1 {
+		t.Fatalf("without the flag: exit %d, %+v\n%s", r.code, r.summary, r.stderr)
+	}
+	if got := dbtest.Query(t, db, "SELECT outcome FROM snapshots WHERE key = ?", mass.Key); len(got) != 1 || got[0][0] != "refused" {
+		t.Fatalf("ledger of the mass delete without the flag: %v", got)
+	}
+	before := active()
+	if before < 2 {
+		t.Fatalf("%d active lots after the first snapshot", before)
+	}
+
+	r = runLoaderBackfill(t, env, append(rangeArgs(2), "-allow-mass-delete")...)
+	if r.code != 0 || r.summary.Applied != 1 || r.summary.Skipped != 1 || r.summary.Refused != 0 {
+		t.Fatalf("with the flag: exit %d, %+v\n%s", r.code, r.summary, r.stderr)
+	}
+	if got := dbtest.Query(t, db, "SELECT outcome FROM snapshots WHERE key = ?", mass.Key); len(got) != 1 || got[0][0] != "applied" {
+		t.Fatalf("ledger of the mass delete with the flag: %v", got)
+	}
+	if got := active(); got != 1 {
+		t.Fatalf("%d active lots after the allowed mass delete, want 1 (of %d)", got, before)
 	}
 }
 

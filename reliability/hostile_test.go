@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/extract"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
@@ -97,7 +98,13 @@ type hostileCase struct {
 	//   lots, availability: a response body inside a well-formed snapshot
 	//   object: the stored object's bytes, announced with a correct checksum
 	//   message: the queue message (a template filled from a stored snapshot)
+	//   misnamed: an availability body inside a well-formed snapshot, stored
+	//     under the key rename gives it, announced with the snapshot's own
+	//     checksum, size and fetch time
 	kind string
+	// rename is the key a misnamed snapshot is stored under, given the
+	// snapshot's own fetch time and SHA-256.
+	rename func(fetchedAt time.Time, sum string) string
 	// maxObject overrides the loader's object size cap.
 	maxObject int64
 	// deadLetter: the message must be dead-lettered with a reason containing
@@ -155,6 +162,14 @@ func hostileCases() []hostileCase {
 		{file: "message-fetched-at-mismatch.json", kind: "message", deadLetter: []string{"message says 2020-01-01T00:00:00Z"}, unchanged: true},
 		{file: "message-not-json.txt", kind: "message", deadLetter: []string{"invalid message", "not a JSON object"}, unchanged: true},
 		{file: "message-trailing-data.json", kind: "message", deadLetter: []string{"invalid message", "after top-level value"}, unchanged: true},
+		// A key that does not match its content would hide the snapshot from
+		// every time-range listing (backfill, replay): refused (issue 13, item 9).
+		{file: "key-time-not-the-fetch-time.json", kind: "misnamed", rename: func(at time.Time, sum string) string {
+			return snapshot.Key(feed.Availability, at.Add(-time.Hour), sum)
+		}, deadLetter: []string{"says fetched at 2026-09-20T01:10:00Z", "message says 2026-09-20T02:10:00Z"}, unchanged: true},
+		{file: "key-hash-not-the-checksum.json", kind: "misnamed", rename: func(at time.Time, sum string) string {
+			return snapshot.Key(feed.Availability, at, strings.Repeat("0", 64))
+		}, deadLetter: []string{"checksum mismatch", "carries 0000000000000000"}, unchanged: true},
 	}
 }
 
@@ -218,6 +233,19 @@ func runHostile(t *testing.T, c hostileCase) {
 		body, err = json.Marshal(queue.Message{Version: 1, Dataset: feed.Availability, Key: loc.Key, SHA256: sum,
 			Size: int64(len(raw)), FetchedAt: tObjectKey, Rows: 1})
 		if err != nil {
+			t.Fatal(err)
+		}
+	case "misnamed":
+		res, data, err := extract.Prepare(bodySnapshot(feed.Availability, tCase, raw), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.key = c.rename(res.FetchedAt, res.SHA256)
+		loc, err := w.store.Put(ctx, o.key, data, store.Meta{Dataset: "availability", FetchedAt: res.FetchedAt, SHA256: res.SHA256, FormatVersion: 1})
+		if err != nil {
+			t.Fatalf("store the object: %v", err)
+		}
+		if body, err = queue.EncodeMessage(extract.Message(res, loc)); err != nil {
 			t.Fatal(err)
 		}
 	case "message":

@@ -16,7 +16,9 @@ type Input struct {
 	Key string
 	// SHA256 is the hex checksum of the stored snapshot. It covers the fetch
 	// time, so equal checksums mean the same fetch stored twice.
-	SHA256  string
+	SHA256 string
+	// Size is the stored snapshot's size in bytes.
+	Size    int64
 	Dataset feed.Dataset
 	// FetchedAt is the observation time of every row. Stored to the second.
 	FetchedAt    time.Time

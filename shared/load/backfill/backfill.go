@@ -14,13 +14,10 @@ package backfill
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,7 +60,7 @@ type Config struct {
 	Datasets []feed.Dataset
 	// Concurrency bounds concurrent downloads and parses. Default 8.
 	Concurrency int
-	// BatchSize is the most snapshots applied in one transaction. Default 64.
+	// BatchSize is the most snapshots applied in one transaction. Default 32.
 	BatchSize int
 	// AllowMassDelete lets lots snapshots through that remove more than half
 	// of the active lots (normally refused as suspect).
@@ -207,95 +204,12 @@ func (b *Backfill) Reconcile(ctx context.Context, window time.Duration) (Summary
 	return b.Run(ctx, now.Add(-window), now.Add(time.Second))
 }
 
-// listed is one snapshot key in the range.
-type listed struct {
-	key  string
-	info snapshot.KeyInfo
-	size int64
-}
-
-// days returns the UTC days that [from, to) touches: keys are grouped by UTC day.
-func days(from, to time.Time) []time.Time {
-	var out []time.Time
-	d := time.Date(from.UTC().Year(), from.UTC().Month(), from.UTC().Day(), 0, 0, 0, 0, time.UTC)
-	for d.Before(to) {
-		out = append(out, d)
-		d = d.AddDate(0, 0, 1)
-	}
-	return out
-}
-
-// listDay returns the snapshots of the configured datasets fetched on day and
-// inside [from, to), in fetch-time order (then dataset, then key).
-func (b *Backfill) listDay(ctx context.Context, day, from, to time.Time) ([]listed, error) {
-	var out []listed
-	for _, d := range b.cfg.Datasets {
-		prefix := snapshot.DayPrefix(d, day) + "/"
-		err := b.cfg.Store.List(ctx, prefix, "", func(o store.Object) error {
-			info, err := snapshot.ParseKey(o.Key)
-			if err != nil {
-				return nil // Not a snapshot: stores list only snapshots, but be safe.
-			}
-			if info.FetchedAt.Before(from) || !info.FetchedAt.Before(to) {
-				return nil
-			}
-			out = append(out, listed{key: o.Key, info: info, size: o.Size})
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("list %s in %s: %w", prefix, b.cfg.Store, err)
-		}
-	}
-	sort.SliceStable(out, func(i, j int) bool {
-		a, c := out[i], out[j]
-		if !a.info.FetchedAt.Equal(c.info.FetchedAt) {
-			return a.info.FetchedAt.Before(c.info.FetchedAt)
-		}
-		// Lots first at the same second, so availability's quality sees them.
-		if a.info.Dataset != c.info.Dataset {
-			return a.info.Dataset == feed.Lots
-		}
-		return a.key < c.key
-	})
-	return out, nil
-}
-
-// Listed is one stored snapshot in a range.
-type Listed struct {
-	Key  string
-	Info snapshot.KeyInfo
-	Size int64
-}
-
-// List calls fn for every snapshot of the datasets stored in st and fetched
-// in [from, to), in fetch-time order (across datasets too; lots first at the
-// same second). It lists one UTC day prefix at a time, so its memory does not
-// grow with the range.
-func List(ctx context.Context, st store.Store, datasets []feed.Dataset, from, to time.Time, fn func(Listed) error) error {
-	b := &Backfill{cfg: Config{Store: st, Datasets: datasets}}
-	if len(datasets) == 0 {
-		b.cfg.Datasets = feed.Datasets
-	}
-	for _, day := range days(from, to) {
-		ls, err := b.listDay(ctx, day, from, to)
-		if err != nil {
-			return err
-		}
-		for _, l := range ls {
-			if err := fn(Listed{Key: l.key, Info: l.info, Size: l.size}); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // count lists the range once without keeping the keys, so progress can show
 // a total and an ETA. A month is ~9 list requests per dataset on S3.
 func (b *Backfill) count(ctx context.Context, from, to time.Time) (int, error) {
 	n := 0
-	for _, day := range days(from, to) {
-		ls, err := b.listDay(ctx, day, from, to)
+	for _, day := range snapshot.Days(from, to) {
+		ls, err := snapshot.ListDay(ctx, b.cfg.Store, b.cfg.Datasets, day, from, to)
 		if err != nil {
 			return 0, err
 		}
@@ -307,7 +221,7 @@ func (b *Backfill) count(ctx context.Context, from, to time.Time) (int, error) {
 // job is one snapshot on its way from the store to the database. done is
 // closed when input or err is set.
 type job struct {
-	listed
+	snapshot.Listed
 	done  chan struct{}
 	input *snapshot.Input
 	err   error
@@ -325,8 +239,8 @@ func (b *Backfill) run(ctx context.Context, from, to time.Time, p *progress) err
 		var downloads errgroup.Group
 		downloads.SetLimit(b.cfg.Concurrency)
 		defer downloads.Wait()
-		for _, day := range days(from, to) {
-			ls, err := b.listDay(gctx, day, from, to)
+		for _, day := range snapshot.Days(from, to) {
+			ls, err := snapshot.ListDay(gctx, b.cfg.Store, b.cfg.Datasets, day, from, to)
 			if err != nil {
 				return err
 			}
@@ -335,18 +249,18 @@ func (b *Backfill) run(ctx context.Context, from, to time.Time, p *progress) err
 			}
 			keys := make([]string, len(ls))
 			for i, l := range ls {
-				keys[i] = l.key
+				keys[i] = l.Key
 			}
 			known, err := b.cfg.DB.Known(gctx, keys)
 			if err != nil {
 				return err
 			}
 			for _, l := range ls {
-				p.listed(l.key, known[l.key])
-				if known[l.key] {
+				p.listed(l.Key, known[l.Key])
+				if known[l.Key] {
 					continue
 				}
-				j := &job{listed: l, done: make(chan struct{})}
+				j := &job{Listed: l, done: make(chan struct{})}
 				select {
 				case pending <- j:
 				case <-gctx.Done():
@@ -355,7 +269,7 @@ func (b *Backfill) run(ctx context.Context, from, to time.Time, p *progress) err
 				// Blocks while Concurrency downloads are running.
 				downloads.Go(func() error {
 					defer close(j.done)
-					j.input, j.err = b.read(gctx, j.listed, p)
+					j.input, j.err = b.read(gctx, j.Listed, p)
 					return nil
 				})
 			}
@@ -401,8 +315,8 @@ func (b *Backfill) applyAll(ctx context.Context, pending <-chan *job, p *progres
 			}
 		}
 		if next.err != nil {
-			p.failed(next.key)
-			b.log.ErrorContext(ctx, "snapshot failed", "key", next.key, "err", next.err)
+			p.failed(next.Key)
+			b.log.ErrorContext(ctx, "snapshot failed", "key", next.Key, "err", next.err)
 		} else {
 			batch = append(batch, next)
 		}
@@ -472,47 +386,14 @@ func (b *Backfill) applied(results []snapshot.Result, p *progress) {
 }
 
 // read downloads, verifies and parses one snapshot. The key carries the
-// first 16 hex digits of the object's SHA-256, so the object is checked
-// against its own name before it is parsed.
-func (b *Backfill) read(ctx context.Context, l listed, p *progress) (*snapshot.Input, error) {
-	if l.size > b.cfg.MaxObjectBytes {
-		return nil, fmt.Errorf("%s: %w: %d bytes, at most %d allowed", l.key, store.ErrTooLarge, l.size, b.cfg.MaxObjectBytes)
-	}
-	data, err := b.cfg.Store.Get(ctx, b.cfg.Store.Locate(l.key), b.cfg.MaxObjectBytes)
-	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", l.key, err)
-	}
-	p.bytes.Add(int64(len(data)))
-	sum := sha256.Sum256(data)
-	hexSum := hex.EncodeToString(sum[:])
-	if hexSum[:16] != l.info.SHAPrefix {
-		return nil, fmt.Errorf("%s: %w: sha256 %s does not match the key", l.key, store.ErrChecksum, hexSum)
-	}
-	return Input(l.key, hexSum, data)
-}
-
-// Input decodes a stored snapshot into a database input, checking that it is
-// what its key says it is.
-func Input(key, sha256hex string, data []byte) (*snapshot.Input, error) {
-	info, err := snapshot.ParseKey(key)
-	if err != nil {
-		return nil, err
-	}
-	snap, err := snapshot.Decode(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
-	}
-	if snap.Dataset != info.Dataset {
-		return nil, fmt.Errorf("%s: holds %s, the key says %s", key, snap.Dataset, info.Dataset)
-	}
-	if !snap.FetchedAt.Truncate(time.Second).Equal(info.FetchedAt) {
-		return nil, fmt.Errorf("%s: fetched at %s, the key says %s", key, snap.FetchedAt.Format(time.RFC3339Nano), info.FetchedAt.Format(time.RFC3339))
-	}
-	in := &snapshot.Input{Key: key, SHA256: sha256hex, Dataset: snap.Dataset, FetchedAt: snap.FetchedAt}
-	if in.Lots, in.Availability, err = snap.Rows(); err != nil {
-		return nil, fmt.Errorf("%s: unparseable: %w", key, err)
-	}
-	return in, nil
+// first 16 hex digits of the object's SHA-256 and its fetch time, so the
+// object is checked against its own name.
+func (b *Backfill) read(ctx context.Context, l snapshot.Listed, p *progress) (*snapshot.Input, error) {
+	return snapshot.Read(ctx, b.cfg.Store, l.Ref(), snapshot.ReadOptions{
+		MaxObjectBytes:  b.cfg.MaxObjectBytes,
+		AllowMassDelete: b.cfg.AllowMassDelete,
+		Fetched:         func(n int, _ time.Duration, _ error) { p.bytes.Add(int64(n)) },
+	})
 }
 
 // progress counts what the run did; the reporter reads it concurrently.

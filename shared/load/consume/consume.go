@@ -201,7 +201,7 @@ type consumer struct {
 type item struct {
 	d     queue.Delivery
 	msg   queue.Message
-	key   string // the snapshot key, without any store prefix
+	ref   snapshot.Ref // what the message says of its snapshot, checked against the key
 	input *snapshot.Input
 	err   error // set when the item failed; permanent(err) says whether to dead-letter
 	done  bool  // already in the ledger: acknowledge without reading
@@ -209,20 +209,10 @@ type item struct {
 	released bool
 }
 
-// permanentError marks a failure that no retry can fix.
-type permanentError struct{ err error }
-
-func (e permanentError) Error() string { return e.err.Error() }
-func (e permanentError) Unwrap() error { return e.err }
-
-func permanent(err error) error { return permanentError{err} }
-
-func isPermanent(err error) bool {
-	var p permanentError
-	return errors.As(err, &p) ||
-		errors.Is(err, store.ErrOutside) || errors.Is(err, store.ErrChecksum) ||
-		errors.Is(err, store.ErrTooLarge) || errors.Is(err, snapshot.ErrCorrupt) ||
-		errors.Is(err, queue.ErrInvalidMessage)
+// permanent says whether no retry can make err succeed: the message is
+// invalid, or the snapshot it names can never be read as it says.
+func permanent(err error) bool {
+	return errors.Is(err, queue.ErrInvalidMessage) || snapshot.IsPermanent(err)
 }
 
 // batch handles one receive's deliveries. ctx is the stop signal; work is
@@ -235,18 +225,16 @@ func (c *consumer) batch(ctx, work context.Context, ds []queue.Delivery) {
 	hb := c.heartbeat(work, ds)
 	defer hb.stop()
 
-	// 1. Decode and validate every message; a forged one never reaches the store.
+	// 1. Decode and check every message against its key; a forged one never
+	// reaches the store. This comes before the ledger lookup: a forged
+	// location must be refused and recorded, not acknowledged as an applied key.
 	for _, it := range items {
 		it.msg, it.err = queue.DecodeMessage(it.d.Body)
 		if it.err == nil {
-			// Resolve before the ledger lookup: a forged location must be
-			// refused and recorded, not acknowledged as an applied key.
-			it.key, it.err = c.cfg.Store.Resolve(store.Location{Bucket: it.msg.Bucket, Key: it.msg.Key})
-		}
-		if it.err == nil {
-			if info, _ := snapshot.ParseKey(it.key); info.Dataset != it.msg.Dataset {
-				it.err = permanent(fmt.Errorf("message says dataset %s but key %s holds %s", it.msg.Dataset, it.key, info.Dataset))
-			}
+			it.ref, _, it.err = snapshot.Ref{
+				Location: store.Location{Bucket: it.msg.Bucket, Key: it.msg.Key}, Dataset: it.msg.Dataset,
+				Size: it.msg.Size, SHA256: it.msg.SHA256, FetchedAt: it.msg.FetchedAt,
+			}.Check(c.cfg.Store)
 		}
 	}
 
@@ -254,7 +242,7 @@ func (c *consumer) batch(ctx, work context.Context, ds []queue.Delivery) {
 	var keys []string
 	for _, it := range items {
 		if it.err == nil {
-			keys = append(keys, it.key)
+			keys = append(keys, it.ref.Key)
 		}
 	}
 	if len(keys) > 0 {
@@ -263,9 +251,9 @@ func (c *consumer) batch(ctx, work context.Context, ds []queue.Delivery) {
 			c.log.Warn("ledger lookup failed; reading every snapshot of the batch", "err", err)
 		}
 		for _, it := range items {
-			if it.err == nil && known[it.key] {
+			if it.err == nil && known[it.ref.Key] {
 				it.done = true
-				c.log.Info("already applied; acknowledging", "key", it.key, "message_id", it.d.ID)
+				c.log.Info("already applied; acknowledging", "key", it.ref.Key, "message_id", it.d.ID)
 			}
 		}
 	}
@@ -312,7 +300,7 @@ func (c *consumer) batch(ctx, work context.Context, ds []queue.Delivery) {
 		case it.released:
 		case it.err == nil:
 			del = append(del, it.d)
-		case isPermanent(it.err):
+		case permanent(it.err):
 			c.deadLetter(work, it)
 		default:
 			c.retry(work, it)
@@ -330,34 +318,13 @@ func (c *consumer) batch(ctx, work context.Context, ds []queue.Delivery) {
 
 // read fetches, verifies and parses one snapshot.
 func (c *consumer) read(ctx context.Context, it *item) (*snapshot.Input, error) {
-	start := time.Now()
-	loc := store.Location{Bucket: it.msg.Bucket, Key: it.msg.Key}
-	data, err := store.Fetch(ctx, c.cfg.Store, loc, it.msg.Size, it.msg.SHA256, c.cfg.MaxObjectBytes)
-	c.cfg.OnEvent(Event{Kind: StoreRead, Dataset: it.msg.Dataset, Duration: time.Since(start), Err: err})
-	if err != nil {
-		return nil, err
-	}
-	snap, err := snapshot.Decode(data)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot %s: %w", it.key, err)
-	}
-	if snap.Dataset != it.msg.Dataset {
-		return nil, permanent(fmt.Errorf("snapshot %s holds %s, message says %s", it.key, snap.Dataset, it.msg.Dataset))
-	}
-	if !snap.FetchedAt.Equal(it.msg.FetchedAt) {
-		return nil, permanent(fmt.Errorf("snapshot %s was fetched at %s, message says %s", it.key, snap.FetchedAt.Format(time.RFC3339Nano), it.msg.FetchedAt.Format(time.RFC3339Nano)))
-	}
-	in := &snapshot.Input{
-		Key:             it.key,
-		SHA256:          it.msg.SHA256,
-		Dataset:         snap.Dataset,
-		FetchedAt:       snap.FetchedAt,
+	return snapshot.Read(ctx, c.cfg.Store, it.ref, snapshot.ReadOptions{
+		MaxObjectBytes:  c.cfg.MaxObjectBytes,
 		AllowMassDelete: c.cfg.AllowMassDelete,
-	}
-	if in.Lots, in.Availability, err = snap.Rows(); err != nil {
-		return nil, permanent(fmt.Errorf("snapshot %s: unparseable: %w", it.key, err))
-	}
-	return in, nil
+		Fetched: func(_ int, took time.Duration, err error) {
+			c.cfg.OnEvent(Event{Kind: StoreRead, Dataset: it.msg.Dataset, Duration: took, Err: err})
+		},
+	})
 }
 
 // apply commits the ready items in one transaction: on a network file system
@@ -376,7 +343,7 @@ func (c *consumer) apply(ctx context.Context, ready []*item) {
 		return
 	}
 	if len(ready) == 1 {
-		ready[0].err = fmt.Errorf("apply %s: %w", ready[0].key, err)
+		ready[0].err = fmt.Errorf("apply %s: %w", ready[0].ref.Key, err)
 		ready[0].input = nil
 		return
 	}
@@ -385,7 +352,7 @@ func (c *consumer) apply(ctx context.Context, ready []*item) {
 		start := time.Now()
 		results, err := c.cfg.DB.Apply(ctx, *it.input)
 		if err != nil {
-			it.err = fmt.Errorf("apply %s: %w", it.key, err)
+			it.err = fmt.Errorf("apply %s: %w", it.ref.Key, err)
 			it.input = nil
 			continue
 		}
@@ -419,10 +386,10 @@ func (c *consumer) applied(ctx context.Context, its []*item, results []snapshot.
 // so the messages behind it go on.
 func (c *consumer) deadLetter(ctx context.Context, it *item) {
 	reason := it.err.Error()
-	c.log.Error("message refused; moving it to the dead-letter queue", "message_id", it.d.ID, "key", it.key,
+	c.log.Error("message refused; moving it to the dead-letter queue", "message_id", it.d.ID, "key", it.ref.Key,
 		"dataset", string(it.msg.Dataset), "reason", reason)
 	if err := c.cfg.DB.Reject(ctx, sqlite.Rejection{
-		MessageID: it.d.ID, Key: it.key, Dataset: string(it.msg.Dataset), Reason: reason, Body: it.d.Body, At: time.Now(),
+		MessageID: it.d.ID, Key: it.ref.Key, Dataset: string(it.msg.Dataset), Reason: reason, Body: it.d.Body, At: time.Now(),
 	}); err != nil {
 		c.log.Warn("could not record the refusal", "message_id", it.d.ID, "err", err)
 	}
@@ -437,7 +404,7 @@ func (c *consumer) deadLetter(ctx context.Context, it *item) {
 // store or the database busy, the network) never becomes a tight loop.
 func (c *consumer) retry(ctx context.Context, it *item) {
 	d := c.cfg.Backoff(it.d.ReceiveCount)
-	c.log.Warn("transient failure; the message will come back", "message_id", it.d.ID, "key", it.key,
+	c.log.Warn("transient failure; the message will come back", "message_id", it.d.ID, "key", it.ref.Key,
 		"receive_count", it.d.ReceiveCount, "retry_in", d.String(), "err", it.err)
 	if err := c.cfg.Queue.ChangeVisibility(ctx, d, it.d); err != nil {
 		c.log.Warn("could not delay the message; it comes back after its visibility timeout", "message_id", it.d.ID, "err", err)
