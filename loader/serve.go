@@ -188,8 +188,7 @@ func (l *loader) observe(ctx context.Context, logOut io.Writer) (consume.Config,
 func (l *loader) writeExports(ctx context.Context, results []snapshot.Result) error {
 	fresh := false
 	for _, r := range results {
-		if info, err := snapshot.ParseKey(r.Key); err == nil && info.Dataset == feed.Availability &&
-			r.Outcome == snapshot.Applied && !r.AlreadyApplied {
+		if r.Dataset == feed.Availability && r.Outcome == snapshot.Applied && !r.AlreadyApplied {
 			fresh = true
 		}
 	}

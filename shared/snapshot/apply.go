@@ -94,6 +94,7 @@ type AvailabilityQuality struct {
 // Result reports what Apply did with one Input.
 type Result struct {
 	Key     string
+	Dataset feed.Dataset
 	Outcome Outcome
 	// AlreadyApplied: the key was already in the ledger (applied, duplicate or
 	// superseded) and nothing was touched. Outcome is the recorded one.

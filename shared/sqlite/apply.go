@@ -139,7 +139,7 @@ func (a *applier) apply(ctx context.Context, x snapshot.Input) (snapshot.Result,
 	if x.Key == "" {
 		return snapshot.Result{}, errors.New("empty key")
 	}
-	r := snapshot.Result{Key: x.Key}
+	r := snapshot.Result{Key: x.Key, Dataset: x.Dataset}
 
 	prev, found, err := a.ledgerOutcome(ctx, x.Key)
 	if err != nil {

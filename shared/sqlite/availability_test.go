@@ -24,7 +24,7 @@ func TestApplyAvailabilityNineRule(t *testing.T) {
 		av(2, "5")} // lot 2 twice: the last row wins; lot 6 is not a known lot.
 	r := apply(t, db, availInput("av-0", at(1), rows))[0]
 	q := r.Quality
-	if r.Outcome != snapshot.Applied || q.Rows != 8 || q.DuplicateIDs != 1 {
+	if r.Outcome != snapshot.Applied || r.Dataset != feed.Availability || q.Rows != 8 || q.DuplicateIDs != 1 {
 		t.Fatalf("result = %+v", r)
 	}
 	a := q.Availability
@@ -51,7 +51,7 @@ func TestApplyAvailabilityNineRule(t *testing.T) {
 	// stored twice) it adds nothing either.
 	data := "SELECT * FROM availability UNION ALL SELECT parking_id, available_car, raw || observed_at FROM availability_latest"
 	before := query(t, db, data)
-	if r := apply(t, db, availInput("av-0", at(1), rows))[0]; !r.AlreadyApplied {
+	if r := apply(t, db, availInput("av-0", at(1), rows))[0]; !r.AlreadyApplied || r.Dataset != feed.Availability {
 		t.Errorf("replay = %+v", r)
 	}
 	if r := apply(t, db, availInput("av-0-again", at(1), rows))[0]; r.Changed != 0 || r.Outcome != snapshot.Applied {

@@ -51,7 +51,7 @@ func TestApplyLotsFirstSnapshot(t *testing.T) {
 	rows := genLots(300, 0)
 	res := apply(t, db, lotsInput("lots-0", at(0), rows))
 	r := res[0]
-	if r.Outcome != snapshot.Applied || r.Rows != 300 || r.Changed != 600 || r.AlreadyApplied {
+	if r.Outcome != snapshot.Applied || r.Dataset != feed.Lots || r.Rows != 300 || r.Changed != 600 || r.AlreadyApplied {
 		t.Fatalf("result = %+v", r)
 	}
 	if q := r.Quality.Lots; q.Active != 300 || q.Appeared != 300 || q.Disappeared != 0 {
