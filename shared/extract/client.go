@@ -181,17 +181,17 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 }
 
 // Fetch fetches the whole of dataset d in format f and returns the snapshot of
-// every accepted response and the number of rows they hold.
+// every accepted response and the rows they hold (parsed once, to accept each body).
 //
 // JSON pages through /api/datasets/{uuid}/json from page 0 with size always
 // sent, stopping at the first page shorter than the page size. CSV downloads
 // /api/datasets/{uuid}/csv/file once. Zero rows in all is ErrNoRows.
-func (c *Client) Fetch(ctx context.Context, d feed.Dataset, f feed.Format) (*snapshot.Snapshot, int, error) {
+func (c *Client) Fetch(ctx context.Context, d feed.Dataset, f feed.Format) (*snapshot.Snapshot, Rows, error) {
 	if d.UUID() == "" {
-		return nil, 0, fmt.Errorf("fetch: unknown dataset %q", d)
+		return nil, Rows{}, fmt.Errorf("fetch: unknown dataset %q", d)
 	}
 	if _, err := feed.ParseFormat(string(f)); err != nil {
-		return nil, 0, fmt.Errorf("fetch %s: %w", d, err)
+		return nil, Rows{}, fmt.Errorf("fetch %s: %w", d, err)
 	}
 	snap := &snapshot.Snapshot{
 		Format:    snapshot.FormatName,
@@ -201,55 +201,57 @@ func (c *Client) Fetch(ctx context.Context, d feed.Dataset, f feed.Format) (*sna
 		FetchedAt: c.cfg.Now().UTC(),
 		Origin:    OriginExtractor,
 	}
-	total := 0
+	var rows Rows
 	switch f {
 	case feed.CSV:
 		u := fmt.Sprintf("%s/api/datasets/%s/csv/file", c.base, d.UUID())
-		resp, n, err := c.get(ctx, u, d, f)
+		resp, page, err := c.get(ctx, u, d, f)
 		if err != nil {
-			return nil, 0, fmt.Errorf("fetch %s csv file: %w", d, err)
+			return nil, Rows{}, fmt.Errorf("fetch %s csv file: %w", d, err)
 		}
 		snap.Responses = append(snap.Responses, resp)
-		total = n
+		rows = page
 	case feed.JSON:
 		for page := 0; ; page++ {
 			if page >= c.cfg.MaxPages {
-				return nil, 0, fmt.Errorf("fetch %s: %d pages of %d rows and still more: the feed is larger than expected (raise MaxPages)", d, page, c.cfg.PageSize)
+				return nil, Rows{}, fmt.Errorf("fetch %s: %d pages of %d rows and still more: the feed is larger than expected (raise MaxPages)", d, page, c.cfg.PageSize)
 			}
 			u := fmt.Sprintf("%s/api/datasets/%s/json?page=%d&size=%d", c.base, d.UUID(), page, c.cfg.PageSize)
-			resp, n, err := c.get(ctx, u, d, f)
+			resp, rs, err := c.get(ctx, u, d, f)
 			if err != nil {
-				return nil, 0, fmt.Errorf("fetch %s page %d: %w", d, page, err)
+				return nil, Rows{}, fmt.Errorf("fetch %s page %d: %w", d, page, err)
 			}
+			n := rs.Len()
 			if n > c.cfg.PageSize {
-				return nil, 0, fmt.Errorf("fetch %s page %d: GET %s returned %d rows, more than the size %d asked for", d, page, u, n, c.cfg.PageSize)
+				return nil, Rows{}, fmt.Errorf("fetch %s page %d: GET %s returned %d rows, more than the size %d asked for", d, page, u, n, c.cfg.PageSize)
 			}
 			if page > 0 && n > 0 && bytes.Equal(resp.Body, snap.Responses[page-1].Body) {
 				// A server that ignores page would otherwise be read as MaxPages
 				// copies of page 0.
-				return nil, 0, fmt.Errorf("fetch %s page %d: GET %s returned the same body as page %d (is page ignored?)", d, page, u, page-1)
+				return nil, Rows{}, fmt.Errorf("fetch %s page %d: GET %s returned the same body as page %d (is page ignored?)", d, page, u, page-1)
 			}
 			snap.Responses = append(snap.Responses, resp)
-			total += n
+			rows.Lots = append(rows.Lots, rs.Lots...)
+			rows.Availability = append(rows.Availability, rs.Availability...)
 			if n < c.cfg.PageSize {
 				break
 			}
 		}
 	}
-	if total == 0 {
-		return nil, 0, fmt.Errorf("fetch %s %s from %s: %w", d, f, c.base, ErrNoRows)
+	if rows.Len() == 0 {
+		return nil, Rows{}, fmt.Errorf("fetch %s %s from %s: %w", d, f, c.base, ErrNoRows)
 	}
-	c.cfg.Logger.Debug("fetched", "dataset", string(d), "format", string(f), "responses", len(snap.Responses), "rows", total)
-	return snap, total, nil
+	c.cfg.Logger.Debug("fetched", "dataset", string(d), "format", string(f), "responses", len(snap.Responses), "rows", rows.Len())
+	return snap, rows, nil
 }
 
 // get fetches u until a response is accepted or the retries are spent, and
-// returns that response and its row count.
-func (c *Client) get(ctx context.Context, u string, d feed.Dataset, f feed.Format) (snapshot.Response, int, error) {
+// returns that response and its rows.
+func (c *Client) get(ctx context.Context, u string, d feed.Dataset, f feed.Format) (snapshot.Response, Rows, error) {
 	rejections := 0
 	for attempt := 0; ; attempt++ {
 		resp, retryAfter, err := c.once(ctx, u)
-		var n int
+		var rows Rows
 		retry := false
 		if err != nil {
 			var re *retryable
@@ -257,7 +259,7 @@ func (c *Client) get(ctx context.Context, u string, d feed.Dataset, f feed.Forma
 				retry, err = true, re.err
 			}
 		} else {
-			n, err = parse(d, f, resp.Body)
+			rows, err = parse(d, f, resp.Body)
 			if err != nil {
 				err = fmt.Errorf("GET %s: status %d: %w", u, resp.Status, err)
 				if errors.Is(err, feed.ErrRejected) && rejections < rejectedRetries {
@@ -267,13 +269,13 @@ func (c *Client) get(ctx context.Context, u string, d feed.Dataset, f feed.Forma
 			}
 		}
 		if err == nil {
-			return resp, n, nil
+			return resp, rows, nil
 		}
 		if !retry || attempt >= c.cfg.Retries {
 			if retry {
-				return snapshot.Response{}, 0, fmt.Errorf("gave up after %d attempts: %w", attempt+1, err)
+				return snapshot.Response{}, Rows{}, fmt.Errorf("gave up after %d attempts: %w", attempt+1, err)
 			}
-			return snapshot.Response{}, 0, err
+			return snapshot.Response{}, Rows{}, err
 		}
 		wait := c.backoff(attempt, retryAfter)
 		c.cfg.Logger.Warn("fetch retry", "url", u, "attempt", attempt+1, "wait", wait, "err", err.Error())
@@ -281,23 +283,25 @@ func (c *Client) get(ctx context.Context, u string, d feed.Dataset, f feed.Forma
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return snapshot.Response{}, 0, fmt.Errorf("waiting to retry after %w: %w", err, context.Cause(ctx))
+			return snapshot.Response{}, Rows{}, fmt.Errorf("waiting to retry after %w: %w", err, context.Cause(ctx))
 		case <-t.C:
 		}
 	}
 }
 
-// parse validates a body and counts its rows.
-func parse(d feed.Dataset, f feed.Format, body []byte) (int, error) {
+// parse validates a body and parses its rows.
+func parse(d feed.Dataset, f feed.Format, body []byte) (Rows, error) {
 	if err := feed.ValidateBody(f, body); err != nil {
-		return 0, err
+		return Rows{}, err
 	}
+	var rows Rows
+	var err error
 	if d == feed.Lots {
-		rows, err := feed.ParseLots(f, body)
-		return len(rows), err
+		rows.Lots, err = feed.ParseLots(f, body)
+	} else {
+		rows.Availability, err = feed.ParseAvailability(f, body)
 	}
-	rows, err := feed.ParseAvailability(f, body)
-	return len(rows), err
+	return rows, err
 }
 
 // backoff is the wait before retry attempt+1: "full jitter", uniform in

@@ -75,12 +75,12 @@ func TestFetchJSONPages(t *testing.T) {
 		{feed.Lots, feedtest.SampleLotsRows, feedtest.LotsJSONPages(feedtest.SampleLots(), 1000)},
 		{feed.Availability, feedtest.SampleAvailabilityRows, feedtest.AvailabilityJSONPages(feedtest.SampleAvailability(1), 1000)},
 	} {
-		snap, n, err := c.Fetch(context.Background(), tc.d, feed.JSON)
+		snap, rows, err := c.Fetch(context.Background(), tc.d, feed.JSON)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n != tc.rows {
-			t.Fatalf("%s: %d rows, want %d", tc.d, n, tc.rows)
+		if rows.Len() != tc.rows {
+			t.Fatalf("%s: %d rows, want %d", tc.d, rows.Len(), tc.rows)
 		}
 		if snap.Format != snapshot.FormatName || snap.Version != snapshot.Version || snap.Dataset != tc.d ||
 			snap.Source != feed.JSON || snap.Origin != "extractor" || !snap.FetchedAt.Equal(clock) || snap.FetchedAt.Location() != time.UTC {
@@ -107,10 +107,15 @@ func TestFetchJSONPages(t *testing.T) {
 			t.Fatal(err)
 		}
 		if tc.d == feed.Lots {
-			rows, err := dec.Lots()
-			if err != nil || !reflect.DeepEqual(rows, feedtest.SampleLots()) {
+			stored, err := dec.Lots()
+			if err != nil || !reflect.DeepEqual(stored, feedtest.SampleLots()) {
 				t.Fatalf("snapshot rows differ: %v", err)
 			}
+		}
+		// The rows returned are the snapshot's, so nobody parses it again.
+		lots, availability, err := dec.Rows()
+		if err != nil || !reflect.DeepEqual(rows, extract.Rows{Lots: lots, Availability: availability}) {
+			t.Fatalf("returned rows are not the snapshot's rows (%v)", err)
 		}
 	}
 	want := []string{
@@ -128,25 +133,25 @@ func TestFetchJSONPages(t *testing.T) {
 func TestFetchSmallerPages(t *testing.T) {
 	srv := feedtest.NewServer(t)
 	c, _ := client(t, srv.URL, srv.Client(), func(c *extract.ClientConfig) { c.PageSize = 500 })
-	snap, n, err := c.Fetch(context.Background(), feed.Lots, feed.JSON)
-	if err != nil || n != feedtest.SampleLotsRows || len(snap.Responses) != 3 {
-		t.Fatalf("%v %d rows", err, n)
+	snap, rows, err := c.Fetch(context.Background(), feed.Lots, feed.JSON)
+	if err != nil || rows.Len() != feedtest.SampleLotsRows || len(snap.Responses) != 3 {
+		t.Fatalf("%v %d rows", err, rows.Len())
 	}
 	// Exactly one full page: the empty page after it ends the fetch.
 	srv.SetAvailability(feedtest.SampleAvailability(1)[:1000])
 	c, _ = client(t, srv.URL, srv.Client(), nil)
-	snap, n, err = c.Fetch(context.Background(), feed.Availability, feed.JSON)
-	if err != nil || n != 1000 || len(snap.Responses) != 2 || string(snap.Responses[1].Body) != "[]" {
-		t.Fatalf("%v %d rows", err, n)
+	snap, rows, err = c.Fetch(context.Background(), feed.Availability, feed.JSON)
+	if err != nil || rows.Len() != 1000 || len(snap.Responses) != 2 || string(snap.Responses[1].Body) != "[]" {
+		t.Fatalf("%v %d rows", err, rows.Len())
 	}
 }
 
 func TestFetchCSV(t *testing.T) {
 	srv := feedtest.NewServer(t)
 	c, _ := client(t, srv.URL, srv.Client(), nil)
-	snap, n, err := c.Fetch(context.Background(), feed.Lots, feed.CSV)
-	if err != nil || n != feedtest.SampleLotsRows {
-		t.Fatalf("%v %d", err, n)
+	snap, rows, err := c.Fetch(context.Background(), feed.Lots, feed.CSV)
+	if err != nil || rows.Len() != feedtest.SampleLotsRows {
+		t.Fatalf("%v %d", err, rows.Len())
 	}
 	if len(snap.Responses) != 1 || snap.Source != feed.CSV || !bytes.HasPrefix(snap.Responses[0].Body, []byte("\ufeff\"ID\"")) {
 		t.Fatalf("responses %d", len(snap.Responses))
@@ -174,7 +179,7 @@ func TestFetchRejected(t *testing.T) {
 	}
 	// A single rejection is retried away.
 	srv.RejectNext(1)
-	if _, n, err := c.Fetch(context.Background(), feed.Availability, feed.JSON); err != nil || n != feedtest.SampleAvailabilityRows {
+	if _, rows, err := c.Fetch(context.Background(), feed.Availability, feed.JSON); err != nil || rows.Len() != feedtest.SampleAvailabilityRows {
 		t.Fatalf("after one rejection: %v", err)
 	}
 }
@@ -185,7 +190,7 @@ func TestFetchRetries(t *testing.T) {
 	path := feedtest.JSONPath(feed.Lots)
 
 	srv.FailNext(2, 500)
-	if _, n, err := c.Fetch(context.Background(), feed.Lots, feed.JSON); err != nil || n != feedtest.SampleLotsRows {
+	if _, rows, err := c.Fetch(context.Background(), feed.Lots, feed.JSON); err != nil || rows.Len() != feedtest.SampleLotsRows {
 		t.Fatalf("500 twice then success: %v", err)
 	}
 	if got := srv.Requests(path); got != 4 {
@@ -228,14 +233,14 @@ func TestFetchTruncatedAndTimeout(t *testing.T) {
 	path := feedtest.JSONPath(feed.Availability)
 
 	srv.TruncateNext(1)
-	if _, n, err := c.Fetch(context.Background(), feed.Availability, feed.JSON); err != nil || n != feedtest.SampleAvailabilityRows {
+	if _, rows, err := c.Fetch(context.Background(), feed.Availability, feed.JSON); err != nil || rows.Len() != feedtest.SampleAvailabilityRows {
 		t.Fatalf("truncated once: %v", err)
 	}
 	if got := srv.Requests(path); got != 3 {
 		t.Fatalf("%d requests", got)
 	}
 	srv.HangNext(1)
-	if _, n, err := c.Fetch(context.Background(), feed.Availability, feed.JSON); err != nil || n != feedtest.SampleAvailabilityRows {
+	if _, rows, err := c.Fetch(context.Background(), feed.Availability, feed.JSON); err != nil || rows.Len() != feedtest.SampleAvailabilityRows {
 		t.Fatalf("timed out once: %v", err)
 	}
 	if got := srv.Requests(path); got != 6 {

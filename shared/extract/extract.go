@@ -23,10 +23,21 @@ import (
 // stored or enqueued (the extractor exits 2, like the original's skip).
 var ErrUnchanged = errors.New("lots unchanged since the last stored snapshot")
 
-// Fetcher fetches one dataset as a snapshot (package fetch implements it).
+// Fetcher fetches one dataset as a snapshot and the rows its responses hold
+// (Client implements it).
 type Fetcher interface {
-	Fetch(ctx context.Context, d feed.Dataset, f feed.Format) (*snapshot.Snapshot, int, error)
+	Fetch(ctx context.Context, d feed.Dataset, f feed.Format) (*snapshot.Snapshot, Rows, error)
 }
+
+// Rows are the rows of one fetch, parsed once by the fetcher: lots or
+// availability, the other nil.
+type Rows struct {
+	Lots         []feed.LotRow
+	Availability []feed.AvailabilityRow
+}
+
+// Len is the number of rows.
+func (r Rows) Len() int { return len(r.Lots) + len(r.Availability) }
 
 // Job wires a fetcher to a store and a queue.
 type Job struct {
@@ -82,23 +93,19 @@ func (j *Job) Run(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{Dataset: req.Dataset}, err
 	}
-	res, data, err := Prepare(snap, rows)
+	res, data, err := Prepare(snap, rows.Len())
 	if err != nil {
 		return res, err
 	}
 	if req.Dataset == feed.Lots {
-		lots, err := snap.Lots()
-		if err != nil {
-			return res, fmt.Errorf("parse lots snapshot: %w", err)
-		}
-		res.ContentHash = feed.LotsContentHash(lots)
+		res.ContentHash = feed.LotsContentHash(rows.Lots)
 		if !req.Force {
 			prev, err := j.lastLots(ctx)
 			if err != nil {
 				return res, err
 			}
 			if prev != nil && prev.ContentHash == res.ContentHash {
-				log.Info("lots unchanged; nothing stored", "content_hash", res.ContentHash, "last_key", prev.Key, "rows", rows)
+				log.Info("lots unchanged; nothing stored", "content_hash", res.ContentHash, "last_key", prev.Key, "rows", rows.Len())
 				return res, ErrUnchanged
 			}
 		}

@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/internal/feedtest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/snapshottest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/extract"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/sqlitequeue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store/filestore"
 )
@@ -72,7 +74,8 @@ func TestStoresThenEnqueuesAMessageThatPointsAtTheSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Fetch(context.Background(), f.store, store.Location{Bucket: m.Bucket, Key: m.Key}, m.Size, m.SHA256, 1<<30); err != nil {
+	ref := snapshot.Ref{Location: store.Location{Bucket: m.Bucket, Key: m.Key}, Dataset: m.Dataset, Size: m.Size, SHA256: m.SHA256, FetchedAt: m.FetchedAt}
+	if _, err := snapshot.Read(context.Background(), f.store, ref, snapshot.ReadOptions{}); err != nil {
 		t.Fatalf("the message does not point at a verifiable snapshot: %v", err)
 	}
 	if m.Rows != res.Rows || !m.FetchedAt.Equal(res.FetchedAt) {
@@ -129,6 +132,33 @@ func TestDryRunWritesNothing(t *testing.T) {
 	if _, err := f.store.ReadState(context.Background(), "lots-content"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("dry run recorded a content hash: %v", err)
 	}
+}
+
+// The job takes the rows the fetcher parsed (to accept each body) and does
+// not parse the snapshot again for the content hash.
+func TestRunUsesTheFetchersRows(t *testing.T) {
+	f := newFixture(t)
+	lots := feedtest.SampleLots()
+	fetcher := rowsFetcher{snap: snapshottest.Lots(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC), lots),
+		rows: extract.Rows{Lots: lots[:3]}}
+	job := &extract.Job{Fetcher: fetcher, Store: f.store, Queue: f.queue}
+	res, err := job.Run(context.Background(), extract.Request{Dataset: feed.Lots, Format: feed.JSON, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rows != 3 || res.ContentHash != feed.LotsContentHash(lots[:3]) {
+		t.Fatalf("result %+v: want the fetcher's 3 rows and their content hash", res)
+	}
+}
+
+// rowsFetcher returns a fixed snapshot and rows.
+type rowsFetcher struct {
+	snap *snapshot.Snapshot
+	rows extract.Rows
+}
+
+func (r rowsFetcher) Fetch(context.Context, feed.Dataset, feed.Format) (*snapshot.Snapshot, extract.Rows, error) {
+	return r.snap, r.rows, nil
 }
 
 func TestRejectedFeedStoresNothing(t *testing.T) {
