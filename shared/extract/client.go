@@ -18,13 +18,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 )
@@ -308,16 +308,7 @@ func parse(d feed.Dataset, f feed.Format, body []byte) (Rows, error) {
 // [0, min(max, base*2^attempt)), so that clients failing together do not
 // retry together. A server's Retry-After is honoured up to the same maximum.
 func (c *Client) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	ceiling := c.cfg.BackoffMax
-	if attempt < 30 {
-		if d := c.cfg.BackoffBase << attempt; d < ceiling {
-			ceiling = d
-		}
-	}
-	var wait time.Duration
-	if ceiling > 0 {
-		wait = time.Duration(rand.Int64N(int64(ceiling)))
-	}
+	wait := clock.Backoff{First: c.cfg.BackoffBase, Max: c.cfg.BackoffMax, FullJitter: true}.Delay(attempt + 1)
 	if retryAfter > wait {
 		wait = min(retryAfter, c.cfg.BackoffMax)
 	}
