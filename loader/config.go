@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
@@ -63,9 +64,9 @@ func (c *Config) bindConsume(f *cli.Flags) {
 	f.String(&c.HTTPAddr, "http-addr", "PARKING_HTTP_ADDR", "", "address for /healthz, /readyz and /metrics (off when empty)")
 	f.Bool(&c.WaitLock, "wait-lock", "PARKING_WAIT_LOCK", false, "wait as a standby while another loader holds the database, instead of failing")
 	f.Bool(&c.AllowMassDelete, "allow-mass-delete", "PARKING_ALLOW_MASS_DELETE", false, "apply lots snapshots that soft-delete more than half of the active lots")
-	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", "PARKING_SHUTDOWN_TIMEOUT", 25*time.Second, "deadline of a graceful stop (keep it under ECS's stopTimeout)")
-	f.Duration(&c.PollWait, "poll-wait", "PARKING_POLL_WAIT", 20*time.Second, "long-poll wait of each receive (at most 20s on SQS)")
-	f.Duration(&c.Visibility, "visibility", "PARKING_VISIBILITY", 2*time.Minute, "visibility timeout of received messages (extended while work is in flight)")
+	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", "PARKING_SHUTDOWN_TIMEOUT", consume.DefaultShutdownTimeout, "deadline of a graceful stop (keep it under ECS's stopTimeout)")
+	f.Duration(&c.PollWait, "poll-wait", "PARKING_POLL_WAIT", consume.DefaultWait, "long-poll wait of each receive (at most 20s on SQS)")
+	f.Duration(&c.Visibility, "visibility", "PARKING_VISIBILITY", consume.DefaultVisibility, "visibility timeout of received messages (extended while work is in flight)")
 	f.Duration(&c.Reconcile, "reconcile", "PARKING_RECONCILE", 0, "on start, apply stored snapshots of this recent window missing from the ledger (0: off)")
 	f.String(&c.LatestJSON, "latest-json", "PARKING_LATEST_JSON", "./data/availability.json", "latest-availability JSON written after each availability apply (empty: off)")
 	f.String(&c.BackupDir, "backup-dir", "PARKING_BACKUP_DIR", "", "write a backup of the database (VACUUM INTO) here every -backup-every (empty: off)")

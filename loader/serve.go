@@ -150,7 +150,7 @@ func (l *loader) observe(ctx context.Context, logOut io.Writer) (consume.Config,
 	if l.cfg.HTTPAddr != "" {
 		wait := l.cfg.PollWait
 		if wait <= 0 {
-			wait = 20 * time.Second // consume's default
+			wait = consume.DefaultWait
 		}
 		srv = web.New(web.Config{Addr: l.cfg.HTTPAddr, Logger: l.log, Metrics: reg,
 			LiveWithin: web.LiveWindow(wait), Stats: l.db.Stats})

@@ -14,12 +14,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
@@ -27,23 +27,49 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
 )
 
-// Config configures Run. Zero durations and counts take the defaults below.
+// Defaults of Config's zero values. Other packages (the loader's flags, its
+// liveness window) refer to these rather than repeat them.
+const (
+	// DefaultMaxMessages is also the most SQS returns per receive.
+	DefaultMaxMessages = 10
+	// DefaultWait is also the longest long poll SQS allows.
+	DefaultWait        = 20 * time.Second
+	DefaultVisibility  = 2 * time.Minute
+	DefaultConcurrency = 4
+	// DefaultShutdownTimeout stays under ECS's 30s stopTimeout.
+	DefaultShutdownTimeout = 25 * time.Second
+)
+
+// DefaultBackoff hides a failing message 10s after its first receive,
+// doubling each time up to 15 minutes, with ±20% jitter so a burst of
+// failures does not come back as a burst.
+func DefaultBackoff() clock.Backoff {
+	return clock.Backoff{First: 10 * time.Second, Max: 15 * time.Minute, Jitter: 0.2}
+}
+
+// Config configures Run. Zero values take the defaults above; invalid ones
+// are refused, not corrected.
 type Config struct {
 	Queue  queue.Queue
 	Store  store.Store
 	DB     *sqlite.DB
 	Logger *slog.Logger
+	// Clock is what the loop waits on (the heartbeat, the receive-failure
+	// retry, the shutdown deadline) and stamps refusals with. Default: the
+	// real clock. How long work took is measured on the real clock always.
+	Clock clock.Clock
 
-	// MaxMessages per receive (SQS allows 1 to 10). Default 10.
+	// MaxMessages per receive: 1 to DefaultMaxMessages (SQS's limit).
 	MaxMessages int
-	// Wait is the long-poll wait of a receive. Default 20s (the SQS maximum).
+	// Wait is the long-poll wait of a receive.
 	Wait time.Duration
 	// Visibility is how long a received message stays hidden; the heartbeat
-	// extends it while work is in flight. Default 2m.
+	// extends it at half that while work is in flight. At least a second
+	// (SQS counts it in seconds).
 	Visibility time.Duration
 	// Drain makes Run return once a receive comes back empty.
 	Drain bool
-	// Concurrency bounds concurrent snapshot reads within a batch. Default 4.
+	// Concurrency bounds concurrent snapshot reads within a batch.
 	Concurrency int
 	// MaxObjectBytes caps a snapshot read from the store. Default snapshot.MaxObjectBytes.
 	MaxObjectBytes int64
@@ -51,11 +77,11 @@ type Config struct {
 	// than half of the active lots (normally refused as suspect).
 	AllowMassDelete bool
 	// ShutdownTimeout bounds the graceful stop that begins when ctx is
-	// cancelled: 25s by default, under ECS's 30s stopTimeout.
+	// cancelled.
 	ShutdownTimeout time.Duration
 	// Backoff is how long a message that failed for a transient reason stays
-	// hidden, given how often it has been received. Default: 10s doubling to 15m, with jitter.
-	Backoff func(receiveCount int) time.Duration
+	// hidden, by how often it has been received. Default: DefaultBackoff().
+	Backoff clock.Backoff
 	// OnEvent, when set, is told of everything the loop does (for metrics).
 	// It is called from the loop's goroutines and must not block.
 	OnEvent func(Event)
@@ -88,59 +114,70 @@ type Event struct {
 	Err      error
 }
 
-func (c *Config) setDefaults() error {
+// validate refuses what cannot work; zero values are left for setDefaults.
+func (c *Config) validate() error {
+	var errs []error
 	if c.Queue == nil || c.Store == nil || c.DB == nil {
-		return errors.New("consume: Queue, Store and DB are required")
+		errs = append(errs, errors.New("Queue, Store and DB are required"))
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+	if c.MaxMessages < 0 || c.MaxMessages > DefaultMaxMessages {
+		errs = append(errs, fmt.Errorf("MaxMessages %d: want 1 to %d (0: %[2]d)", c.MaxMessages, DefaultMaxMessages))
 	}
-	if c.MaxMessages <= 0 || c.MaxMessages > 10 {
-		c.MaxMessages = 10
+	if c.Wait < 0 || c.ShutdownTimeout < 0 || c.Concurrency < 0 || c.MaxObjectBytes < 0 {
+		errs = append(errs, fmt.Errorf("Wait %s, ShutdownTimeout %s, Concurrency %d, MaxObjectBytes %d: none may be negative",
+			c.Wait, c.ShutdownTimeout, c.Concurrency, c.MaxObjectBytes))
 	}
-	if c.Wait <= 0 {
-		c.Wait = 20 * time.Second
+	if c.Visibility < 0 || c.Visibility > 0 && c.Visibility < time.Second {
+		errs = append(errs, fmt.Errorf("Visibility %s: want at least 1s (0: %s)", c.Visibility, DefaultVisibility))
 	}
-	if c.Visibility <= 0 {
-		c.Visibility = 2 * time.Minute
+	if b := c.Backoff; b.First < 0 || b.Max < b.First || b.Jitter < 0 || b.Jitter > 1 {
+		errs = append(errs, fmt.Errorf("Backoff %+v: want 0 <= First <= Max and Jitter in [0, 1]", b))
 	}
-	if c.Concurrency <= 0 {
-		c.Concurrency = 4
-	}
-	if c.MaxObjectBytes <= 0 {
-		c.MaxObjectBytes = snapshot.MaxObjectBytes
-	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 25 * time.Second
-	}
-	if c.Backoff == nil {
-		c.Backoff = DefaultBackoff
-	}
-	if c.OnEvent == nil {
-		c.OnEvent = func(Event) {}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("consume: %w", err)
 	}
 	return nil
 }
 
-// DefaultBackoff hides a failing message 10s after its first receive,
-// doubling each time up to 15 minutes, with ±20% jitter so a burst of
-// failures does not come back as a burst.
-func DefaultBackoff(receiveCount int) time.Duration {
-	d := 10 * time.Second
-	for i := 1; i < receiveCount && d < 15*time.Minute; i++ {
-		d *= 2
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	d = min(d, 15*time.Minute)
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+	c.Clock = clock.Or(c.Clock)
+	if c.MaxMessages == 0 {
+		c.MaxMessages = DefaultMaxMessages
+	}
+	if c.Wait == 0 {
+		c.Wait = DefaultWait
+	}
+	if c.Visibility == 0 {
+		c.Visibility = DefaultVisibility
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.MaxObjectBytes == 0 {
+		c.MaxObjectBytes = snapshot.MaxObjectBytes
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Backoff == (clock.Backoff{}) {
+		c.Backoff = DefaultBackoff()
+	}
+	if c.OnEvent == nil {
+		c.OnEvent = func(Event) {}
+	}
 }
 
 // Run consumes until ctx is cancelled (then stops gracefully within
 // ShutdownTimeout) or, with Drain, until the queue is empty. A graceful stop
 // returns nil.
 func Run(ctx context.Context, cfg Config) error {
-	if err := cfg.setDefaults(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return err
 	}
+	cfg.setDefaults()
 	// work outlives ctx by up to ShutdownTimeout: cancelling ctx means "stop
 	// taking work", not "abandon the receive in flight" (which would strand
 	// its messages until their visibility timeout, aws-sdk-go-v2 #2068).
@@ -148,12 +185,15 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancelWork()
 	stop := context.AfterFunc(ctx, func() {
 		cfg.Logger.Info("stopping: finishing the current batch", "deadline", cfg.ShutdownTimeout.String())
-		t := time.AfterFunc(cfg.ShutdownTimeout, cancelWork)
+		t := cfg.Clock.AfterFunc(cfg.ShutdownTimeout, cancelWork)
 		context.AfterFunc(work, func() { t.Stop() })
 	})
 	defer stop()
 
 	c := &consumer{cfg: cfg, log: cfg.Logger}
+	// After the n-th receive failure in a row the loop waits n seconds, up to
+	// 30: the queue itself is failing, so waiting helps, but never for long.
+	receiveRetry := clock.Backoff{First: time.Second, Max: 30 * time.Second, Linear: true}
 	failures := 0
 	for ctx.Err() == nil {
 		ds, err := cfg.Queue.Receive(work, cfg.MaxMessages, cfg.Wait, cfg.Visibility)
@@ -162,11 +202,13 @@ func Run(ctx context.Context, cfg Config) error {
 				break
 			}
 			failures++
-			d := min(time.Duration(failures)*time.Second, 30*time.Second)
+			d := receiveRetry.Delay(failures)
 			c.log.Warn("receive failed; retrying", "queue", cfg.Queue.String(), "in", d.String(), "err", err)
+			t := cfg.Clock.NewTimer(d)
 			select {
 			case <-ctx.Done():
-			case <-time.After(d):
+				t.Stop()
+			case <-t.C():
 			}
 			continue
 		}
@@ -389,7 +431,7 @@ func (c *consumer) deadLetter(ctx context.Context, it *item) {
 	c.log.Error("message refused; moving it to the dead-letter queue", "message_id", it.d.ID, "key", it.ref.Key,
 		"dataset", string(it.msg.Dataset), "reason", reason)
 	if err := c.cfg.DB.Reject(ctx, sqlite.Rejection{
-		MessageID: it.d.ID, Key: it.ref.Key, Dataset: string(it.msg.Dataset), Reason: reason, Body: it.d.Body, At: time.Now(),
+		MessageID: it.d.ID, Key: it.ref.Key, Dataset: string(it.msg.Dataset), Reason: reason, Body: it.d.Body, At: c.cfg.Clock.Now(),
 	}); err != nil {
 		c.log.Warn("could not record the refusal", "message_id", it.d.ID, "err", err)
 	}
@@ -403,7 +445,7 @@ func (c *consumer) deadLetter(ctx context.Context, it *item) {
 // retry hides a message for a growing delay, so a transient failure (the
 // store or the database busy, the network) never becomes a tight loop.
 func (c *consumer) retry(ctx context.Context, it *item) {
-	d := c.cfg.Backoff(it.d.ReceiveCount)
+	d := c.cfg.Backoff.Delay(it.d.ReceiveCount)
 	c.log.Warn("transient failure; the message will come back", "message_id", it.d.ID, "key", it.ref.Key,
 		"receive_count", it.d.ReceiveCount, "retry_in", d.String(), "err", it.err)
 	if err := c.cfg.Queue.ChangeVisibility(ctx, d, it.d); err != nil {
@@ -437,7 +479,7 @@ func (c *consumer) heartbeat(ctx context.Context, ds []queue.Delivery) *heartbea
 	hb := &heartbeat{quit: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(hb.done)
-		t := time.NewTicker(c.cfg.Visibility / 2)
+		t := c.cfg.Clock.NewTicker(c.cfg.Visibility / 2)
 		defer t.Stop()
 		for {
 			select {
@@ -445,7 +487,7 @@ func (c *consumer) heartbeat(ctx context.Context, ds []queue.Delivery) *heartbea
 				return
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case <-t.C():
 				if err := c.cfg.Queue.ChangeVisibility(ctx, c.cfg.Visibility, ds...); err != nil {
 					c.log.Warn("visibility heartbeat failed", "n", len(ds), "err", err)
 				} else {

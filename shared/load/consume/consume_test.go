@@ -14,6 +14,7 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/feedtest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/logtest"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/extract"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
@@ -31,27 +32,15 @@ type env struct {
 	feed  *feedtest.Server
 	store *filestore.Store
 	queue *sqlitequeue.Queue
-	clock *clock
+	clock *clock.Fake
 	logs  *logtest.Buffer
 	job   *extract.Job
-}
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{t: t, dir: dir, feed: feedtest.NewServer(t), clock: &clock{now: time.Now()}, logs: &logtest.Buffer{}}
+	e := &env{t: t, dir: dir, feed: feedtest.NewServer(t), clock: clock.NewFake(time.Now()), logs: &logtest.Buffer{}}
 	var err error
 	if e.store, err = filestore.Open(filepath.Join(dir, "snapshots")); err != nil {
 		t.Fatal(err)
@@ -144,7 +133,7 @@ func TestCrashBetweenCommitAndDeleteAppliesOnce(t *testing.T) {
 		t.Fatalf("in-flight messages after the lost deletes = %d, want 2", f)
 	}
 
-	e.clock.Add(2 * time.Minute) // past the visibility timeout: both come back
+	e.clock.Advance(2 * time.Minute) // past the visibility timeout: both come back
 	e.drain(e.queue)
 	if v, f := e.queueLen(); v+f != 0 {
 		t.Fatalf("queue still holds %d visible and %d in-flight messages", v, f)
@@ -427,5 +416,35 @@ func TestForgedLocationOfAnAppliedKeyIsRefused(t *testing.T) {
 	}
 	if n := dbtest.Count(t, e.dbPath(), "rejections", ""); n != 1 {
 		t.Fatalf("rejections = %d, want 1", n)
+	}
+}
+
+// Invalid settings are refused with the setting named, not corrected.
+func TestConfigRefusesInvalidValues(t *testing.T) {
+	e := newEnv(t)
+	db, err := sqlite.Open(context.Background(), e.dbPath(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for want, tune := range map[string]func(*consume.Config){
+		"MaxMessages 11":    func(c *consume.Config) { c.MaxMessages = 11 },
+		"MaxMessages -1":    func(c *consume.Config) { c.MaxMessages = -1 },
+		"Visibility 500ms":  func(c *consume.Config) { c.Visibility = 500 * time.Millisecond },
+		"Wait -1s":          func(c *consume.Config) { c.Wait = -time.Second },
+		"Concurrency -2":    func(c *consume.Config) { c.Concurrency = -2 },
+		"Backoff":           func(c *consume.Config) { c.Backoff.First = time.Minute },
+		"DB are required":   func(c *consume.Config) { c.DB = nil },
+		"ShutdownTimeout -": func(c *consume.Config) { c.ShutdownTimeout = -time.Second },
+	} {
+		cfg := consume.Config{Queue: e.queue, Store: e.store, DB: db, Drain: true, Wait: time.Millisecond}
+		tune(&cfg)
+		if err := consume.Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: Run returned %v", want, err)
+		}
+	}
+	// Zero values are the defaults: this drains the empty queue.
+	if err := consume.Run(context.Background(), consume.Config{Queue: e.queue, Store: e.store, DB: db, Drain: true, Wait: time.Millisecond}); err != nil {
+		t.Fatalf("zero values: %v", err)
 	}
 }
