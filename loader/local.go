@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/extract"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
@@ -89,6 +90,9 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	log.Info("local pipeline started", "version", version, "db", cfg.DB, "store", l.store.String(), "queue", l.queue.String(), "feed", cfg.FeedBaseURL)
 
 	l.backupOnce(ctx)
+	// One clock for the schedule, the lots retry and the consume loop.
+	clk := clock.Real{}
+	cc.Clock = clk
 	g, gctx := errgroup.WithContext(ctx)
 	// lotsOK says a lots fetch of this process succeeded (stored, or
 	// unchanged); lotsTried is when one was last attempted.
@@ -96,16 +100,16 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	var lotsTried atomic.Int64
 	fetchLots := fetchJob(feed.Lots, env("HEALTHCHECK_PARKING_URL"))
 	lotsJob := func(ctx context.Context) error {
-		lotsTried.Store(time.Now().UnixNano())
+		lotsTried.Store(clk.Now().UnixNano())
 		err := fetchLots(ctx)
 		lotsOK.Store(err == nil)
 		return err
 	}
 	availabilityJob := fetchJob(feed.Availability, env("HEALTHCHECK_AVAILABILITY_URL"))
 	g.Go(func() error {
-		schedule.Run(gctx, log, nil,
+		schedule.Run(gctx, log, clk,
 			schedule.Job{
-				Name: "lots", Spec: schedule.Daily{Hour: lotsHour, Minute: lotsMinute, Loc: schedule.Taipei},
+				Name: "lots", Spec: schedule.Daily{Hour: lotsHour, Minute: lotsMinute, Loc: clock.Taipei},
 				// A new database has no lots: fetch them at once rather than at 02:00.
 				AtStart: noLots,
 				Run:     lotsJob,
@@ -116,7 +120,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 				Run: func(ctx context.Context) error {
 					// A lots fetch that failed at start is not left until 02:00:
 					// while the database has none, every availability tick tries again.
-					retry := time.Since(time.Unix(0, lotsTried.Load())) > availabilityEvery/2
+					retry := clk.Now().Sub(time.Unix(0, lotsTried.Load())) > availabilityEvery/2
 					if !lotsOK.Load() && retry && noLots(ctx) {
 						if err := lotsJob(ctx); err != nil {
 							log.Warn("lots still missing; retrying at the next tick", "err", err)

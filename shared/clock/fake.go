@@ -61,13 +61,28 @@ func (f *Fake) AfterFunc(d time.Duration, fn func()) Timer {
 	return f.add(&fakeWaiter{when: f.Now().Add(d), fn: fn})
 }
 
+// add registers w, or fires it at once when it is already due (a timer of
+// zero or less, as package time fires it).
 func (f *Fake) add(w *fakeWaiter) *fakeWaiter {
 	w.f = f
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if w.period == 0 && !w.when.After(f.now) {
+		w.fire(f.now)
+		return w
+	}
 	f.waiters = append(f.waiters, w)
 	f.notify()
 	return w
+}
+
+// fire delivers a timer's time or runs its function.
+func (w *fakeWaiter) fire(now time.Time) {
+	if w.fn != nil {
+		go w.fn()
+		return
+	}
+	w.c <- now
 }
 
 // notify wakes BlockUntil; f.mu is held.
@@ -114,20 +129,16 @@ func (f *Fake) Advance(d time.Duration) {
 			break
 		}
 		f.now = next.when
-		switch {
-		case next.fn != nil:
-			f.remove(next)
-			go next.fn()
-		case next.period > 0:
+		if next.period > 0 {
 			next.when = next.when.Add(next.period)
 			select {
 			case next.c <- f.now:
 			default:
 			}
-		default:
-			f.remove(next)
-			next.c <- f.now
+			continue
 		}
+		f.remove(next)
+		next.fire(f.now)
 	}
 	f.now = end
 }

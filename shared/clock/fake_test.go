@@ -56,6 +56,11 @@ func TestFakeFiresInTimeOrder(t *testing.T) {
 		t.Fatalf("%d waiters left", n)
 	}
 
+	// A timer of zero fires at once, as package time's does.
+	if got := <-f.NewTimer(0).C(); !got.Equal(f.Now()) {
+		t.Fatalf("zero timer fired at %v", got)
+	}
+
 	short, cancel := context.WithCancel(ctx)
 	cancel()
 	if err := f.BlockUntil(short, 1); err == nil {

@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
@@ -76,8 +77,9 @@ type Config struct {
 	// OnBatch, when set, is called after each committed transaction with its
 	// results, on the applying goroutine (tests and metrics).
 	OnBatch func(results []snapshot.Result)
-	// Now is the clock of Reconcile's window and of durations. Default time.Now.
-	Now func() time.Time
+	// Clock is the clock of Reconcile's window, of progress reports and of
+	// durations. Default: the real clock.
+	Clock clock.Clock
 }
 
 // Backfill applies stored snapshots of a time range.
@@ -114,9 +116,7 @@ func New(cfg Config) (*Backfill, error) {
 	if cfg.LogEvery <= 0 {
 		cfg.LogEvery = DefaultLogEvery
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.Clock = clock.Or(cfg.Clock)
 	if cfg.Progress == nil {
 		cfg.Progress = io.Discard
 		cfg.Terminal = false
@@ -167,8 +167,8 @@ func (s Summary) Err() error {
 // context, the store's listing, the database); snapshots that fail are
 // counted in the summary and logged, and the run goes on.
 func (b *Backfill) Run(ctx context.Context, from, to time.Time) (Summary, error) {
-	start := b.cfg.Now()
-	p := &progress{start: start, now: b.cfg.Now}
+	start := b.cfg.Clock.Now()
+	p := &progress{start: start, now: b.cfg.Clock.Now}
 	p.sum.From, p.sum.To = from, to
 	if !from.Before(to) {
 		return p.sum, fmt.Errorf("backfill: -from %s is not before -to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
@@ -186,7 +186,7 @@ func (b *Backfill) Run(ctx context.Context, from, to time.Time) (Summary, error)
 	stopReport()
 
 	s := p.snapshot()
-	s.Duration = b.cfg.Now().Sub(start)
+	s.Duration = b.cfg.Clock.Now().Sub(start)
 	b.log.InfoContext(ctx, "backfill finished", "listed", s.Listed, "applied", s.Applied, "duplicate", s.Duplicate,
 		"skipped", s.Skipped, "refused", s.Refused, "failed", s.Failed, "rows", s.Rows, "changed", s.Changed,
 		"bytes", s.Bytes, "duration", s.Duration.Round(time.Millisecond).String(), "last_key", s.LastKey)
@@ -199,7 +199,7 @@ func (b *Backfill) Reconcile(ctx context.Context, window time.Duration) (Summary
 	if window <= 0 {
 		return Summary{}, fmt.Errorf("reconcile: window %s must be positive", window)
 	}
-	now := b.cfg.Now()
+	now := b.cfg.Clock.Now()
 	// A second past now: keys are to the second and the range is half-open.
 	return b.Run(ctx, now.Add(-window), now.Add(time.Second))
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/parking-newtaipei/parking-newtaipei/internal/awstest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/snapshottest"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/load/backfill"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
@@ -200,7 +201,7 @@ func TestReconcile(t *testing.T) {
 	now := start.Add(n*interval - interval/2)
 	db := openDB(t, path)
 	defer db.Close()
-	b, err := backfill.New(backfill.Config{Store: st, DB: db, Now: func() time.Time { return now }})
+	b, err := backfill.New(backfill.Config{Store: st, DB: db, Clock: clock.NewFake(now)})
 	if err != nil {
 		t.Fatal(err)
 	}

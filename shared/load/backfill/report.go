@@ -34,11 +34,11 @@ func (b *Backfill) report(ctx context.Context, p *progress) (stop func()) {
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(every)
+		t := b.cfg.Clock.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
-			case <-t.C:
+			case <-t.C():
 				b.draw(ctx, p, false)
 			case <-done:
 				b.draw(ctx, p, true)

@@ -6,11 +6,9 @@ import (
 	"context"
 	"log/slog"
 	"time"
-)
 
-// Taipei is Asia/Taipei. Taiwan has kept UTC+8 without daylight saving since
-// 1979, so a fixed zone is exact and needs no time zone database in the image.
-var Taipei = time.FixedZone("Asia/Taipei", 8*3600)
+	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
+)
 
 // Spec says when a job runs next after a given time.
 type Spec interface {
@@ -24,7 +22,7 @@ func (e Every) Next(after time.Time) time.Time {
 	return after.Truncate(e.D).Add(e.D)
 }
 
-// Daily runs once a day at Hour:Minute in Loc.
+// Daily runs once a day at Hour:Minute in Loc (clock.Taipei for the city's day).
 type Daily struct {
 	Hour, Minute int
 	Loc          *time.Location
@@ -48,18 +46,17 @@ type Job struct {
 	Run     func(ctx context.Context) error
 }
 
-// Run runs each job on its schedule until ctx is done. Jobs run one at a
-// time, in the order they fall due; a job's error is logged, not fatal.
-func Run(ctx context.Context, log *slog.Logger, now func() time.Time, jobs ...Job) {
-	if now == nil {
-		now = time.Now
-	}
+// Run runs each job on its schedule, as clk tells the time (nil: the real
+// clock), until ctx is done. Jobs run one at a time, in the order they fall
+// due; a job's error is logged, not fatal.
+func Run(ctx context.Context, log *slog.Logger, clk clock.Clock, jobs ...Job) {
+	clk = clock.Or(clk)
 	next := make([]time.Time, len(jobs))
 	for i, j := range jobs {
 		if j.AtStart != nil && j.AtStart(ctx) {
 			run(ctx, log, j)
 		}
-		next[i] = j.Spec.Next(now())
+		next[i] = j.Spec.Next(clk.Now())
 	}
 	for {
 		i := 0
@@ -68,15 +65,15 @@ func Run(ctx context.Context, log *slog.Logger, now func() time.Time, jobs ...Jo
 				i = k
 			}
 		}
-		timer := time.NewTimer(time.Until(next[i]))
+		timer := clk.NewTimer(next[i].Sub(clk.Now()))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
 			return
-		case <-timer.C:
+		case <-timer.C():
 		}
 		run(ctx, log, jobs[i])
-		next[i] = jobs[i].Spec.Next(now())
+		next[i] = jobs[i].Spec.Next(clk.Now())
 	}
 }
 
