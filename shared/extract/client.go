@@ -171,7 +171,7 @@ type Client struct {
 	base string
 }
 
-// New returns a client for cfg.
+// NewClient returns a client for cfg.
 func NewClient(cfg ClientConfig) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("fetch config: %w", err)
