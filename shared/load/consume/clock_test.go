@@ -53,11 +53,7 @@ func await[T any](t *testing.T, ch <-chan T, what string) T {
 // start runs the loop in the background on the env's clock.
 func (e *env) start(ctx context.Context, cfg consume.Config) (<-chan error, *sqlite.DB) {
 	e.t.Helper()
-	db, err := sqlite.Open(context.Background(), e.dbPath(), sqlite.Options{})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() { db.Close() })
+	db := e.openDB()
 	cfg.DB, cfg.Clock = db, e.clock
 	if cfg.Queue == nil {
 		cfg.Queue = e.queue

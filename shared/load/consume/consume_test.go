@@ -59,6 +59,18 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) dbPath() string { return filepath.Join(e.dir, "parking.db") }
 
+// openDB opens the env's database, closed at the end of the test if not
+// before (the loader's exclusive lock keeps a check out while it is open).
+func (e *env) openDB() *sqlite.DB {
+	e.t.Helper()
+	db, err := sqlite.Open(context.Background(), e.dbPath(), sqlite.Options{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // fetch runs the extractor's job once and returns what it stored.
 func (e *env) fetch(d feed.Dataset) extract.Result {
 	e.t.Helper()
@@ -73,12 +85,9 @@ func (e *env) fetch(d feed.Dataset) extract.Result {
 // (the env's own, or a fault-injecting wrapper of it).
 func (e *env) drain(q queue.Queue) {
 	e.t.Helper()
-	db, err := sqlite.Open(context.Background(), e.dbPath(), sqlite.Options{})
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	db := e.openDB()
 	defer db.Close()
-	err = consume.Run(context.Background(), consume.Config{
+	err := consume.Run(context.Background(), consume.Config{
 		Queue: q, Store: e.store, DB: db, Drain: true,
 		Wait: 10 * time.Millisecond, Visibility: time.Minute,
 		Logger: slog.New(slog.NewJSONHandler(e.logs, nil)),
@@ -312,11 +321,7 @@ func TestSnapshotMustMatchItsMessage(t *testing.T) {
 // once instead of stranding them until their visibility timeout.
 func TestStopReleasesMessagesReceivedAfterTheSignal(t *testing.T) {
 	e := newEnv(t)
-	db, err := sqlite.Open(context.Background(), e.dbPath(), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := e.openDB()
 	ctx, cancel := context.WithCancel(context.Background())
 	gate := &gatedReceive{Queue: e.queue, entered: make(chan struct{}), release: make(chan struct{})}
 	done := make(chan error, 1)
@@ -422,11 +427,7 @@ func TestForgedLocationOfAnAppliedKeyIsRefused(t *testing.T) {
 // Invalid settings are refused with the setting named, not corrected.
 func TestConfigRefusesInvalidValues(t *testing.T) {
 	e := newEnv(t)
-	db, err := sqlite.Open(context.Background(), e.dbPath(), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := e.openDB()
 	for want, tune := range map[string]func(*consume.Config){
 		"MaxMessages 11":    func(c *consume.Config) { c.MaxMessages = 11 },
 		"MaxMessages -1":    func(c *consume.Config) { c.MaxMessages = -1 },
