@@ -207,7 +207,7 @@ func (r *replayer) send(ctx context.Context, chunk []backfill.Listed) error {
 // extractor sent (or would have sent) for it.
 func (r *replayer) message(ctx context.Context, l backfill.Listed) ([]byte, error) {
 	loc := r.store.Locate(l.Key)
-	data, err := r.store.Get(ctx, loc, snapshot.MaxObjectBytes)
+	data, _, err := r.store.Get(ctx, loc, snapshot.MaxObjectBytes)
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", l.Key, err)
 	}

@@ -72,7 +72,7 @@ func TestStoresThenEnqueuesAMessageThatPointsAtTheSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Fetch(context.Background(), f.store, store.Location{Bucket: m.Bucket, Key: m.Key}, m.Size, m.SHA256, 1<<30); err != nil {
+	if _, _, err := store.Fetch(context.Background(), f.store, store.Location{Bucket: m.Bucket, Key: m.Key}, m.Size, m.SHA256, 1<<30); err != nil {
 		t.Fatalf("the message does not point at a verifiable snapshot: %v", err)
 	}
 	if m.Rows != res.Rows || !m.FetchedAt.Equal(res.FetchedAt) {

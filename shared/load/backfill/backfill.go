@@ -478,7 +478,7 @@ func (b *Backfill) read(ctx context.Context, l listed, p *progress) (*snapshot.I
 	if l.size > b.cfg.MaxObjectBytes {
 		return nil, fmt.Errorf("%s: %w: %d bytes, at most %d allowed", l.key, store.ErrTooLarge, l.size, b.cfg.MaxObjectBytes)
 	}
-	data, err := b.cfg.Store.Get(ctx, b.cfg.Store.Locate(l.key), b.cfg.MaxObjectBytes)
+	data, _, err := b.cfg.Store.Get(ctx, b.cfg.Store.Locate(l.key), b.cfg.MaxObjectBytes)
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", l.key, err)
 	}

@@ -332,7 +332,7 @@ func (c *consumer) batch(ctx, work context.Context, ds []queue.Delivery) {
 func (c *consumer) read(ctx context.Context, it *item) (*snapshot.Input, error) {
 	start := time.Now()
 	loc := store.Location{Bucket: it.msg.Bucket, Key: it.msg.Key}
-	data, err := store.Fetch(ctx, c.cfg.Store, loc, it.msg.Size, it.msg.SHA256, c.cfg.MaxObjectBytes)
+	data, _, err := store.Fetch(ctx, c.cfg.Store, loc, it.msg.Size, it.msg.SHA256, c.cfg.MaxObjectBytes)
 	c.cfg.OnEvent(Event{Kind: StoreRead, Dataset: it.msg.Dataset, Duration: time.Since(start), Err: err})
 	if err != nil {
 		return nil, err
