@@ -1,6 +1,7 @@
 package filestore
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,9 +10,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/parking-newtaipei/parking-newtaipei/internal/tmpfs"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
@@ -62,15 +65,76 @@ func listAll(t *testing.T, s *Store) []string {
 	return keys
 }
 
-// assertNoTemp fails the test for any write in progress left in the store.
-func assertNoTemp(t *testing.T, s *Store) {
+// tempFiles lists the writes in progress left in the store.
+func tempFiles(t *testing.T, s *Store) []string {
 	t.Helper()
-	filepath.WalkDir(s.Dir(), func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), tempPrefix) {
-			t.Errorf("temp file left behind: %s", p)
+	var out []string
+	err := filepath.WalkDir(s.Dir(), func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasPrefix(d.Name(), tempPrefix) {
+			out = append(out, p)
 		}
 		return nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// assertNoTemp fails the test for any write in progress left in the store.
+func assertNoTemp(t *testing.T, s *Store) {
+	t.Helper()
+	if left := tempFiles(t, s); len(left) > 0 {
+		t.Errorf("temp files left behind: %q", left)
+	}
+}
+
+// A full disk fails the write of a snapshot part of the way; the half
+// written temp file must go with the error, not stay in the store forever,
+// and the store must work again once there is space.
+func TestPutOnFullDiskLeavesNoTempFile(t *testing.T) {
+	const size = 256 << 10
+	dir := tmpfs.Mount(t, size)
+	s, err := Open(filepath.Join(dir, "snapshots"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler := tmpfs.Fill(t, dir, 32<<10)
+	ctx := context.Background()
+	// 64 KiB do not fit in the 32 KiB left: the write fails part of the way.
+	body := bytes.Repeat([]byte("availability "), 64<<10/13)
+	key := keyFor(feed.Availability, time.Date(2026, 11, 3, 4, 5, 0, 0, time.UTC), body)
+	_, putErr := s.Put(ctx, key, body, store.Meta{})
+	if !errors.Is(putErr, syscall.ENOSPC) || !strings.Contains(putErr.Error(), key) {
+		t.Fatalf("put on a full disk: %v; want an error naming %s and wrapping ENOSPC", putErr, key)
+	}
+	assertNoTemp(t, s)
+	if _, _, err := s.Get(ctx, s.Locate(key), 1<<20); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("get after the failed put: %v, want ErrNotFound", err)
+	}
+	// State documents go through the same temp files.
+	if err := s.WriteState(ctx, "cursor", body); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("write state on a full disk: %v, want ENOSPC", err)
+	}
+	left := tempFiles(t, s)
+	if len(left) > 0 {
+		t.Fatalf("temp files left behind: %q", left)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, key, body)
+	if got, _, err := s.Get(ctx, s.Locate(key), 1<<20); err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("get after space was freed: %d bytes, %v", len(got), err)
+	}
+	assertNoTemp(t, s)
+	if !t.Failed() {
+		t.Logf("RESULT full disk: put failed with %q; temp files left: %d; put after freeing space: stored", putErr, len(left))
+	}
 }
 
 // The write time is the file's modification time, and putting the same
