@@ -37,6 +37,11 @@ var (
 	ErrStaleHandle = errors.New("stale receipt handle")
 	// ErrClosed: the queue was closed.
 	ErrClosed = errors.New("queue closed")
+	// ErrCorrupt: the queue's own storage is damaged (a local queue file that
+	// is not a database or has damaged pages). Permanent: no retry helps, so
+	// a consumer must stop with the error, which names the file, rather than
+	// retry. Recovery is in docs/OPERATIONS.md.
+	ErrCorrupt = errors.New("corrupt queue")
 	// ErrUnsendable: a body SQS would refuse (empty, over MaxBodyBytes, not
 	// UTF-8, or with characters outside SQS's set). Send refuses the whole
 	// call before sending anything.

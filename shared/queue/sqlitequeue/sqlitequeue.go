@@ -19,15 +19,23 @@
 //   - ChangeVisibility and DeadLetter return an error wrapping
 //     queue.ErrStaleHandle, so a worker extending its lease learns that it
 //     lost the message.
+//
+// A damaged file (not a database, or with damaged pages) is refused at Open
+// after a header check and PRAGMA quick_check, and SQLite's "malformed" and
+// "not a database" errors met later are returned wrapping queue.ErrCorrupt
+// with the file's path: retrying can never help, and a queue that fails
+// quietly loses the messages of every run that writes to it.
 package sqlitequeue
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,9 +43,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
+	"modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 )
 
 // Defaults for Options.
@@ -111,7 +120,12 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 `
 
-// Open opens (creating if needed) the queue in the SQLite file at path.
+// sqliteHeader begins every SQLite database file.
+var sqliteHeader = []byte("SQLite format 3\x00")
+
+// Open opens (creating if needed) the queue in the SQLite file at path. A
+// file that is not a SQLite database or fails PRAGMA quick_check is refused
+// with an error wrapping queue.ErrCorrupt, and left as it is.
 func Open(ctx context.Context, path string, opts Options) (*Queue, error) {
 	if path == "" || strings.ContainsAny(path, "?#") {
 		// The driver reads everything after '?' as its parameters.
@@ -131,6 +145,11 @@ func Open(ctx context.Context, path string, opts Options) (*Queue, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("sqlite queue %s: create directory: %w", path, err)
 		}
+	}
+	// Before SQLite touches the file: SQLite would report a foreign file
+	// only as "not a database" on first use, far from the open.
+	if err := checkHeader(path); err != nil {
+		return nil, err
 	}
 	// _txlock=immediate: every write transaction takes the write lock when it
 	// begins, so a receive never reads rows that another process is about to
@@ -156,6 +175,12 @@ func Open(ctx context.Context, path string, opts Options) (*Queue, error) {
 		wake: make(chan struct{}),
 		done: make(chan struct{}),
 	}
+	// The check comes before the schema, which may write: a damaged file
+	// is refused as it was found.
+	if err := q.quickCheck(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if _, err := db.ExecContext(ctx, schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite queue %s: create schema: %w", path, q.classify(err))
@@ -163,10 +188,64 @@ func Open(ctx context.Context, path string, opts Options) (*Queue, error) {
 	return q, nil
 }
 
-// classify turns the errors of a closed database into queue.ErrClosed.
+// checkHeader refuses a file that is neither empty (a new database) nor a
+// SQLite database.
+func checkHeader(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite queue: %w", err)
+	}
+	defer f.Close()
+	head := make([]byte, len(sqliteHeader))
+	n, err := io.ReadFull(f, head)
+	if n == 0 && err == io.EOF {
+		return nil
+	}
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("sqlite queue %s: read the header: %w", path, err)
+	}
+	if !bytes.Equal(head[:n], sqliteHeader) {
+		return corrupt(path, fmt.Errorf("the file does not begin with the SQLite header (%q)", head[:n]))
+	}
+	return nil
+}
+
+// quickCheck runs PRAGMA quick_check, which reads every page and answers
+// "ok" or the first problem.
+func (q *Queue) quickCheck(ctx context.Context) error {
+	var res string
+	if err := q.db.QueryRowContext(ctx, "PRAGMA quick_check(1)").Scan(&res); err != nil {
+		return fmt.Errorf("sqlite queue %s: quick_check: %w", q.path, q.classify(err))
+	}
+	if res != "ok" {
+		return corrupt(q.path, fmt.Errorf("quick_check: %s", strings.Join(strings.Fields(res), " ")))
+	}
+	return nil
+}
+
+// corrupt wraps queue.ErrCorrupt around what is wrong with the file at path,
+// with what to do about it.
+func corrupt(path string, err error) error {
+	return fmt.Errorf("%w: %s is damaged: %v; move it aside, start a new queue and reconcile from the store (docs/OPERATIONS.md)",
+		queue.ErrCorrupt, path, err)
+}
+
+// classify turns the SQLite errors that mean a damaged file (SQLITE_CORRUPT,
+// SQLITE_NOTADB) into queue.ErrCorrupt, and the errors of a closed database
+// into queue.ErrClosed; everything else (a busy or full disk) stays as it is.
 func (q *Queue) classify(err error) error {
 	if err == nil {
 		return nil
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+			return corrupt(q.path, err)
+		}
 	}
 	if q.isClosed() && !errors.Is(err, queue.ErrClosed) {
 		return fmt.Errorf("%w (%v)", queue.ErrClosed, err)

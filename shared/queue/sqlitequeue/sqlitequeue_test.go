@@ -1,9 +1,12 @@
 package sqlitequeue
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -380,6 +383,206 @@ func TestOpenRejectsBadPath(t *testing.T) {
 	for _, p := range []string{"", "x.db?mode=ro", "a#b"} {
 		if _, err := Open(context.Background(), p, Options{}); err == nil {
 			t.Errorf("Open(%q) succeeded", p)
+		}
+	}
+}
+
+// damagedFile makes a queue file with messages in flight, waiting and
+// dead-lettered, closes it (which checkpoints the WAL into it), and returns
+// its path, page size and the root page of each table.
+func damagedFile(t *testing.T) (path string, pageSize int64, roots map[string]int64) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "queue.db")
+	q, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		send(t, q, fmt.Sprintf(`{"n":%d,"pad":"%0300d"}`, i, i))
+	}
+	ds := receive(t, q, 10, time.Hour)
+	if err := q.DeadLetter(context.Background(), ds[0], "refused"); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.db.QueryRow("PRAGMA page_size").Scan(&pageSize); err != nil {
+		t.Fatal(err)
+	}
+	roots = map[string]int64{}
+	rows, err := q.db.Query("SELECT name, rootpage FROM sqlite_schema WHERE rootpage > 0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		var root int64
+		if err := rows.Scan(&name, &root); err != nil {
+			t.Fatal(err)
+		}
+		roots[name] = root
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path, pageSize, roots
+}
+
+// scribble overwrites pages (numbered from 1) of the file with garbage that
+// is no b-tree page.
+func scribble(t *testing.T, path string, pageSize int64, pages ...int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	junk := make([]byte, pageSize)
+	for i := range junk {
+		junk[i] = byte(i*31 + 7)
+	}
+	for _, p := range pages {
+		if _, err := f.WriteAt(junk, (p-1)*pageSize); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func allPagesFrom(t *testing.T, path string, pageSize, first int64) []int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pages []int64
+	for p := first; p <= fi.Size()/pageSize; p++ {
+		pages = append(pages, p)
+	}
+	return pages
+}
+
+// A damaged queue file is refused at Open with queue.ErrCorrupt, an error
+// naming the file, and left byte for byte as it was: both binaries stop
+// with it instead of the loader retrying forever while the extractor goes
+// on enqueueing into pages nobody can read.
+func TestOpenRefusesDamagedFile(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		damage func(t *testing.T, path string, pageSize int64, roots map[string]int64)
+		says   string
+	}{
+		{"header overwritten", func(t *testing.T, path string, _ int64, _ map[string]int64) {
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteAt([]byte("id,name\n1,板橋第一停車場\n"), 0); err != nil {
+				t.Fatal(err)
+			}
+		}, "does not begin with the SQLite header"},
+		{"a web page", func(t *testing.T, path string, _ int64, _ map[string]int64) {
+			if err := os.WriteFile(path, []byte("<html><body>Request Rejected</body></html>"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "does not begin with the SQLite header"},
+		{"ten bytes of a header", func(t *testing.T, path string, _ int64, _ map[string]int64) {
+			if err := os.WriteFile(path, []byte("SQLite for"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "does not begin with the SQLite header"},
+		{"damaged pages", func(t *testing.T, path string, pageSize int64, _ map[string]int64) {
+			scribble(t, path, pageSize, allPagesFrom(t, path, pageSize, 2)...)
+		}, "quick_check"},
+		// The pages a Send never reads: without the check at Open the
+		// extractor went on enqueueing while every receive failed.
+		{"damaged dead-letter table", func(t *testing.T, path string, pageSize int64, roots map[string]int64) {
+			scribble(t, path, pageSize, roots["dead_letters"])
+		}, "quick_check"},
+		{"damaged index", func(t *testing.T, path string, pageSize int64, roots map[string]int64) {
+			scribble(t, path, pageSize, roots["messages_visible_at"])
+		}, "quick_check"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path, pageSize, roots := damagedFile(t)
+			c.damage(t, path, pageSize, roots)
+			before, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, openErr := Open(context.Background(), path, Options{})
+			if openErr == nil {
+				q.Close()
+				t.Fatal("Open of a damaged file succeeded")
+			}
+			if !errors.Is(openErr, queue.ErrCorrupt) || !strings.Contains(openErr.Error(), path) || !strings.Contains(openErr.Error(), c.says) {
+				t.Fatalf("Open: %v; want queue.ErrCorrupt naming %s and saying %q", openErr, path, c.says)
+			}
+			after, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(before, after) {
+				t.Fatal("Open changed the damaged file")
+			}
+			t.Logf("RESULT %s: file unchanged; %v", c.name, openErr)
+		})
+	}
+}
+
+// An empty file is a new, empty queue (SQLite's own rule), not a damaged one.
+func TestOpenEmptyFileIsANewQueue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	q := openQueue(t, path, Options{})
+	send(t, q, "m")
+	assertLen(t, q, 1, 0)
+}
+
+// Damage met after Open (the file damaged under a running loader) is
+// queue.ErrCorrupt naming the file on every call that reads the damaged
+// pages, never an error a caller would retry.
+func TestDamageWhileOpenIsErrCorrupt(t *testing.T) {
+	path, pageSize, _ := damagedFile(t)
+	q := openQueue(t, path, Options{})
+	ctx := context.Background()
+	d := receiveOne(t, q, time.Hour)
+
+	// Another process checkpoints; the pages on disk are then damaged; its
+	// next write changes the WAL, which makes q drop its page cache and
+	// read the damaged pages, as a running loader would.
+	other, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	var busy, logged, done int
+	if err := other.QueryRow("PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logged, &done); err != nil || busy != 0 {
+		t.Fatalf("checkpoint: busy %d, %v", busy, err)
+	}
+	scribble(t, path, pageSize, allPagesFrom(t, path, pageSize, 2)...)
+	if _, err := other.Exec("PRAGMA user_version = 7"); err != nil {
+		t.Fatal(err)
+	}
+
+	_, recvErr := q.Receive(ctx, 10, 0, time.Minute)
+	_, _, lenErr := q.Len(ctx)
+	_, dlErr := q.DeadLetters(ctx)
+	for name, err := range map[string]error{
+		"Receive":          recvErr,
+		"Send":             q.Send(ctx, []byte("m")),
+		"Delete":           q.Delete(ctx, d),
+		"ChangeVisibility": q.ChangeVisibility(ctx, 0, d),
+		"DeadLetter":       q.DeadLetter(ctx, d, "x"),
+		"Len":              lenErr,
+		"DeadLetters":      dlErr,
+	} {
+		if !errors.Is(err, queue.ErrCorrupt) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s on a damaged file: %v; want queue.ErrCorrupt naming %s", name, err, path)
 		}
 	}
 }
