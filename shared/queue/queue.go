@@ -69,9 +69,10 @@ type Queue interface {
 	// Receive waits up to wait for at least one message and returns at most
 	// max, each invisible to other receivers for visibility; it returns an
 	// empty slice when none came. max must be 1 to MaxBatch, wait 0 to
-	// MaxWait and visibility 0 to MaxVisibility (CheckReceive). A message
-	// received more often than the backend's redrive limit without a delete
-	// is moved to the dead-letter queue instead of being delivered again.
+	// MaxWait and visibility 0 to MaxVisibility (CheckReceive). Where the
+	// queue has a redrive limit (SQS's maxReceiveCount, sqlitequeue's
+	// MaxReceive), a message received that often without a delete is moved
+	// to the dead-letter queue by the next receive instead of being delivered.
 	Receive(ctx context.Context, max int, wait, visibility time.Duration) ([]Delivery, error)
 	// Delete removes delivered messages for good (call only after their
 	// effect is committed). A handle that is no longer current deletes
