@@ -69,12 +69,12 @@ func TestFaultsDamagedQueue(t *testing.T) {
 			if code != 1 || !strings.Contains(log, qpath) || !strings.Contains(log, "corrupt queue") {
 				t.Fatalf("extractor exited %d on a damaged queue, want 1 with an error naming %s as corrupt; log:\n%s", code, qpath, log)
 			}
-			extractorSaid := lastLine(log)
+			extractorCode, extractorSaid := code, lastLine(log)
 			code, log = run(t, loader, "loader", "serve", "-drain")
 			if code != 1 || !strings.Contains(log, qpath) || !strings.Contains(log, "corrupt queue") {
 				t.Fatalf("loader exited %d on a damaged queue, want 1 with an error naming %s as corrupt; log:\n%s", code, qpath, log)
 			}
-			loaderSaid := lastLine(log)
+			loaderCode, loaderSaid := code, lastLine(log)
 			if after, err := os.ReadFile(qpath); err != nil || !bytes.Equal(after, damaged) {
 				t.Fatalf("the damaged queue file was changed (%v)", err)
 			}
@@ -94,8 +94,8 @@ func TestFaultsDamagedQueue(t *testing.T) {
 			if applied != 1 {
 				t.Fatalf("%d availability snapshots applied after the recovery, want the 1 whose message was lost", applied)
 			}
-			t.Logf("RESULT damaged queue (%s): extractor exit 1: %s; loader exit 1: %s; file unchanged; recovered availability snapshots: %d",
-				c.name, extractorSaid, loaderSaid, applied)
+			t.Logf("RESULT damaged queue (%s): extractor exit %d: %s; loader exit %d: %s; file unchanged; recovered availability snapshots: %d",
+				c.name, extractorCode, extractorSaid, loaderCode, loaderSaid, applied)
 		})
 	}
 }
