@@ -342,7 +342,7 @@ type slowStore struct {
 	release chan struct{}
 }
 
-func (s *slowStore) Get(ctx context.Context, loc store.Location, max int64) ([]byte, error) {
+func (s *slowStore) Get(ctx context.Context, loc store.Location, max int64) ([]byte, time.Time, error) {
 	s.once.Do(func() {
 		close(s.entered)
 		<-s.release

@@ -35,7 +35,7 @@ func storedSnapshots(t testing.TB, st *filestore.Store) []*snapshot.Snapshot {
 	t.Helper()
 	var out []*snapshot.Snapshot
 	err := st.List(context.Background(), "", "", func(o store.Object) error {
-		data, err := st.Get(context.Background(), st.Locate(o.Key), snapshot.MaxObjectBytes)
+		data, _, err := st.Get(context.Background(), st.Locate(o.Key), snapshot.MaxObjectBytes)
 		if err != nil {
 			return err
 		}

@@ -164,6 +164,9 @@ type QueueOptions struct {
 	NoDeadLetter bool
 	// VisibilityTimeout is the queue's default; 0 means SQS's 30 s.
 	VisibilityTimeout time.Duration
+	// MaxMessageSize is the queue's MaximumMessageSize in bytes (SQS allows
+	// 1024 and up); 0 keeps the server's default.
+	MaxMessageSize int
 }
 
 // Queue is a fresh queue on the SQS test server.
@@ -185,6 +188,9 @@ func NewQueue(t testing.TB, opts QueueOptions) Queue {
 	attrs := map[string]string{}
 	if opts.VisibilityTimeout > 0 {
 		attrs[string(sqstypes.QueueAttributeNameVisibilityTimeout)] = strconv.Itoa(int(opts.VisibilityTimeout / time.Second))
+	}
+	if opts.MaxMessageSize > 0 {
+		attrs[string(sqstypes.QueueAttributeNameMaximumMessageSize)] = strconv.Itoa(opts.MaxMessageSize)
 	}
 	if !opts.NoDeadLetter {
 		q.DLQURL = createQueue(t, client, name+"-dlq", nil)

@@ -34,7 +34,7 @@ func roundTrip(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Get(ctx, loc, 1<<20)
+	got, _, err := s.Get(ctx, loc, 1<<20)
 	if err != nil || !bytes.Equal(got, body) {
 		t.Fatalf("Get = %q, %v", got, err)
 	}

@@ -18,8 +18,11 @@ type Input struct {
 	// time, so equal checksums mean the same fetch stored twice.
 	SHA256 string
 	// Size is the stored snapshot's size in bytes.
-	Size    int64
-	Dataset feed.Dataset
+	Size int64
+	// StoredAt is when the store itself wrote the object (S3 LastModified,
+	// the file's mtime): a time no message can forge. Zero when unknown.
+	StoredAt time.Time
+	Dataset  feed.Dataset
 	// FetchedAt is the observation time of every row. Stored to the second.
 	FetchedAt    time.Time
 	Lots         []feed.LotRow

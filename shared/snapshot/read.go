@@ -132,7 +132,7 @@ func Read(ctx context.Context, st store.Store, ref Ref, opts ReadOptions) (*Inpu
 		maxBytes = MaxObjectBytes
 	}
 	start := time.Now()
-	data, sum, err := fetch(ctx, st, ref, info, maxBytes)
+	data, sum, written, err := fetch(ctx, st, ref, info, maxBytes)
 	if opts.Fetched != nil {
 		opts.Fetched(len(data), time.Since(start), err)
 	}
@@ -155,7 +155,7 @@ func Read(ctx context.Context, st store.Store, ref Ref, opts ReadOptions) (*Inpu
 			snap.FetchedAt.Format(time.RFC3339Nano), ref.FetchedAt.UTC().Format(time.RFC3339Nano))
 	}
 	in := &Input{
-		Key: ref.Key, SHA256: sum, Size: int64(len(data)), Dataset: snap.Dataset, FetchedAt: snap.FetchedAt,
+		Key: ref.Key, SHA256: sum, Size: int64(len(data)), StoredAt: written, Dataset: snap.Dataset, FetchedAt: snap.FetchedAt,
 		AllowMassDelete: opts.AllowMassDelete,
 	}
 	if in.Lots, in.Availability, err = snap.Rows(); err != nil {
@@ -166,24 +166,24 @@ func Read(ctx context.Context, st store.Store, ref Ref, opts ReadOptions) (*Inpu
 
 // fetch gets the object's bytes and checks their size and checksum, so that
 // nothing unverified is ever decoded. It returns the hex SHA-256.
-func fetch(ctx context.Context, st store.Store, ref Ref, info KeyInfo, maxBytes int64) ([]byte, string, error) {
+func fetch(ctx context.Context, st store.Store, ref Ref, info KeyInfo, maxBytes int64) ([]byte, string, time.Time, error) {
 	if ref.Size > maxBytes {
-		return nil, "", fmt.Errorf("get %s: %w: %d bytes, at most %d allowed", ref.Location, store.ErrTooLarge, ref.Size, maxBytes)
+		return nil, "", time.Time{}, fmt.Errorf("get %s: %w: %d bytes, at most %d allowed", ref.Location, store.ErrTooLarge, ref.Size, maxBytes)
 	}
-	data, err := st.Get(ctx, ref.Location, maxBytes)
+	data, written, err := st.Get(ctx, ref.Location, maxBytes)
 	if err != nil {
-		return data, "", fmt.Errorf("get %s: %w", ref.Location, err)
+		return data, "", written, fmt.Errorf("get %s: %w", ref.Location, err)
 	}
 	if ref.Size > 0 && int64(len(data)) != ref.Size {
-		return data, "", fmt.Errorf("get %s: %w: %d bytes, expected %d", ref.Location, store.ErrChecksum, len(data), ref.Size)
+		return data, "", written, fmt.Errorf("get %s: %w: %d bytes, expected %d", ref.Location, store.ErrChecksum, len(data), ref.Size)
 	}
 	h := sha256.Sum256(data)
 	sum := hex.EncodeToString(h[:])
 	switch {
 	case ref.SHA256 != "" && sum != ref.SHA256:
-		return data, "", fmt.Errorf("get %s: %w: sha256 %s, message says %s", ref.Location, store.ErrChecksum, sum, ref.SHA256)
+		return data, "", written, fmt.Errorf("get %s: %w: sha256 %s, message says %s", ref.Location, store.ErrChecksum, sum, ref.SHA256)
 	case sum[:len(info.SHAPrefix)] != info.SHAPrefix:
-		return data, "", fmt.Errorf("get %s: %w: sha256 %s does not match the key", ref.Location, store.ErrChecksum, sum)
+		return data, "", written, fmt.Errorf("get %s: %w: sha256 %s does not match the key", ref.Location, store.ErrChecksum, sum)
 	}
-	return data, sum, nil
+	return data, sum, written, nil
 }

@@ -101,7 +101,7 @@ func TestReadRefuses(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
 	good := put(t, st, snap(feed.Availability, fetchedAt, availabilityBody), "")
-	goodData, err := st.Get(ctx, st.Locate(good.key), 1<<20)
+	goodData, _, err := st.Get(ctx, st.Locate(good.key), 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestReadRefuses(t *testing.T) {
 		})
 	}
 	// The good object was never touched by the refusals.
-	if again, _ := st.Get(ctx, st.Locate(good.key), 1<<20); string(again) != string(goodData) {
+	if again, _, _ := st.Get(ctx, st.Locate(good.key), 1<<20); string(again) != string(goodData) {
 		t.Fatal("the stored object changed")
 	}
 }
@@ -224,7 +224,7 @@ type countingStore struct {
 	gets int
 }
 
-func (c *countingStore) Get(ctx context.Context, loc store.Location, max int64) ([]byte, error) {
+func (c *countingStore) Get(ctx context.Context, loc store.Location, max int64) ([]byte, time.Time, error) {
 	c.gets++
 	return c.Store.Get(ctx, loc, max)
 }

@@ -1,13 +1,13 @@
 // Package store holds the snapshot store's contract. Backends (a local
-// directory, S3) live in their own packages and are opened by URL in package backend.
+// directory, S3) live in their own packages; package storetest is the suite
+// every backend must pass, and package cli opens one from its URL.
 package store
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 )
 
@@ -17,7 +17,8 @@ var (
 	// ErrConflict: an object already exists at the key with different content.
 	ErrConflict = errors.New("a different object already exists at this key")
 	// ErrOutside: a location outside this store (another bucket, a key outside
-	// the prefix, or not a snapshot key). Permanent: reading again never helps.
+	// the prefix, or not a snapshot key), or a state name that is not a plain
+	// name. Permanent: reading again never helps.
 	ErrOutside = errors.New("location outside the configured store")
 	// ErrTooLarge: the object is larger than the caller allows. Permanent.
 	ErrTooLarge = errors.New("object too large")
@@ -55,48 +56,60 @@ type Object struct {
 	Size int64
 }
 
-// Store keeps snapshots (write once) and a few small named state documents (overwritable).
+// MaxStateBytes caps a state document: they are small (a cursor, a content
+// hash), and reading one must not load an arbitrary object into memory.
+const MaxStateBytes = 1 << 20
+
+// stateName is the shape of a state document's name: one path element that
+// is the same file name on every backend (no leading dot, no "..").
+var stateName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,99}(\.[A-Za-z0-9_-]{1,20}){0,2}$`)
+
+// CheckStateName refuses, with ErrOutside, a state name that is not letters,
+// digits, '_' and '-' with at most two '.'-extensions: a name must never
+// reach another document, a snapshot or outside the store.
+func CheckStateName(name string) error {
+	if !stateName.MatchString(name) {
+		return fmt.Errorf("state name %q: %w: want letters, digits, '_' or '-', with at most two '.'-extensions", name, ErrOutside)
+	}
+	return nil
+}
+
+// Store keeps snapshots (write once) and a few small named state documents
+// (overwritable). Package storetest holds the tests every Store must pass.
 type Store interface {
 	// Put stores body under key (relative to the store's root) unless an
 	// object is already there: one with the same SHA-256 counts as stored,
-	// one with a different SHA-256 is ErrConflict. A stored snapshot is never overwritten.
+	// one with a different SHA-256 is ErrConflict. A stored snapshot is never
+	// overwritten, so its write time (see Get) is that of the first Put. A
+	// key that is not a snapshot key is ErrOutside; a meta.SHA256 that is not
+	// the body's is ErrChecksum.
 	Put(ctx context.Context, key string, body []byte, meta Meta) (Location, error)
-	// Get returns the object's bytes, refusing with ErrOutside a location this
-	// store does not own and with ErrTooLarge one over maxBytes (without reading it all).
-	Get(ctx context.Context, loc Location, maxBytes int64) ([]byte, error)
+	// Get returns the object's bytes and its write time: when the store
+	// itself wrote the object (S3's LastModified, in whole seconds; a file's
+	// modification time), in UTC. Unlike anything in a message or in the
+	// object, the write time cannot be forged by whoever sends messages.
+	// Get refuses with ErrOutside a location this store does not own, with
+	// ErrTooLarge an object over maxBytes (without reading it all), and
+	// answers ErrNotFound when nothing is there.
+	Get(ctx context.Context, loc Location, maxBytes int64) (data []byte, written time.Time, err error)
 	// Locate is the location of a key relative to the store's root.
 	Locate(key string) Location
 	// Resolve is Locate's inverse: the snapshot key of loc, or ErrOutside
 	// when loc is not a snapshot of this store. It makes no request, so a
 	// forged location is refused before anything is read or acknowledged.
 	Resolve(loc Location) (string, error)
-	// List calls fn for each object whose key starts with prefix and sorts
-	// after startAfter, in key order (which is fetch-time order).
+	// List calls fn for each snapshot whose key starts with prefix and sorts
+	// after startAfter, in key order (which is fetch-time order). Only
+	// snapshot keys are listed: never state documents, writes in progress or
+	// strays. An error from fn stops the listing and is returned (wrapped or not).
 	List(ctx context.Context, prefix, startAfter string, fn func(Object) error) error
-	// ReadState returns the named state document, or ErrNotFound.
+	// ReadState returns the named state document, or ErrNotFound. State
+	// documents are never listed and never readable through Get.
 	ReadState(ctx context.Context, name string) ([]byte, error)
-	// WriteState replaces the named state document.
+	// WriteState replaces the named state document atomically: a reader sees
+	// the old document or the new one. A name CheckStateName refuses is
+	// ErrOutside; a body over MaxStateBytes is ErrTooLarge.
 	WriteState(ctx context.Context, name string, body []byte) error
 	// String is the store's URL, for logs.
 	String() string
-}
-
-// Fetch reads the object at loc and checks its size and SHA-256, so nothing
-// unverified is ever parsed or applied.
-func Fetch(ctx context.Context, s Store, loc Location, size int64, sha256hex string, maxBytes int64) ([]byte, error) {
-	if size > maxBytes {
-		return nil, fmt.Errorf("get %s: %w: %d bytes announced, at most %d allowed", loc, ErrTooLarge, size, maxBytes)
-	}
-	data, err := s.Get(ctx, loc, maxBytes)
-	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", loc, err)
-	}
-	if int64(len(data)) != size {
-		return nil, fmt.Errorf("get %s: %w: %d bytes, message says %d", loc, ErrChecksum, len(data), size)
-	}
-	sum := sha256.Sum256(data)
-	if got := hex.EncodeToString(sum[:]); got != sha256hex {
-		return nil, fmt.Errorf("get %s: %w: sha256 %s, message says %s", loc, ErrChecksum, got, sha256hex)
-	}
-	return data, nil
 }

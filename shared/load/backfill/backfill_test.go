@@ -170,7 +170,7 @@ func TestCorruptObject(t *testing.T) {
 	fake := strings.Replace(res.Key, res.SHA256[:16], "0000000000000000", 1)
 	other := snapshottest.Availability(start.Add(2 * time.Minute))
 	res2, _, _ := snapshottest.Put(ctx, st, other)
-	data, err := st.Get(ctx, st.Locate(res2.Key), 1<<30)
+	data, _, err := st.Get(ctx, st.Locate(res2.Key), 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}

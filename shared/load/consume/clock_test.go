@@ -232,12 +232,12 @@ type gatedStore struct {
 	release chan struct{}
 }
 
-func (g *gatedStore) Get(ctx context.Context, loc store.Location, max int64) ([]byte, error) {
+func (g *gatedStore) Get(ctx context.Context, loc store.Location, max int64) ([]byte, time.Time, error) {
 	g.once.Do(func() { close(g.entered) })
 	select {
 	case <-g.release:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, time.Time{}, ctx.Err()
 	}
 	return g.Store.Get(ctx, loc, max)
 }
@@ -249,11 +249,11 @@ type failingStore struct {
 	n  int
 }
 
-func (f *failingStore) Get(context.Context, store.Location, int64) ([]byte, error) {
+func (f *failingStore) Get(context.Context, store.Location, int64) ([]byte, time.Time, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.n++
-	return nil, errors.New("injected: store unreachable")
+	return nil, time.Time{}, errors.New("injected: store unreachable")
 }
 
 func (f *failingStore) gets() int {

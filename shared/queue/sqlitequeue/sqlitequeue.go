@@ -16,17 +16,26 @@
 // stale handle:
 //   - Delete does nothing and returns nil, like SQS DeleteMessage with an old
 //     handle: the holder of the current handle owns the message now.
-//   - ChangeVisibility and DeadLetter return an error wrapping ErrStaleHandle,
-//     so a worker extending its lease learns that it lost the message.
+//   - ChangeVisibility and DeadLetter return an error wrapping
+//     queue.ErrStaleHandle, so a worker extending its lease learns that it
+//     lost the message.
+//
+// A damaged file (not a database, or with damaged pages) is refused at Open
+// after a header check and PRAGMA quick_check, and SQLite's "malformed" and
+// "not a database" errors met later are returned wrapping queue.ErrCorrupt
+// with the file's path: retrying can never help, and a queue that fails
+// quietly loses the messages of every run that writes to it.
 package sqlitequeue
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,17 +43,11 @@ import (
 	"sync"
 	"time"
 
+	"modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
+
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
-
-// ErrStaleHandle: the receipt handle is not the message's current one (it was
-// received again since, deleted or dead-lettered), or it is malformed.
-var ErrStaleHandle = errors.New("stale or unknown receipt handle")
-
-// ErrClosed: the queue was closed.
-var ErrClosed = errors.New("queue closed")
 
 // Defaults for Options.
 const (
@@ -79,6 +82,10 @@ type Queue struct {
 	wake   chan struct{} // closed and replaced when messages may have become visible
 	done   chan struct{} // closed by Close
 	closed bool
+
+	// waiting, when set (by tests), is called each time a Receive begins to
+	// wait, so a test can send exactly while a receiver waits.
+	waiting func()
 }
 
 var _ queue.Queue = (*Queue)(nil)
@@ -113,11 +120,16 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 `
 
-// Open opens (creating if needed) the queue in the SQLite file at path.
+// sqliteHeader begins every SQLite database file.
+var sqliteHeader = []byte("SQLite format 3\x00")
+
+// Open opens (creating if needed) the queue in the SQLite file at path. A
+// file that is not a SQLite database or fails PRAGMA quick_check is refused
+// with an error wrapping queue.ErrCorrupt, and left as it is.
 func Open(ctx context.Context, path string, opts Options) (*Queue, error) {
 	if path == "" || strings.ContainsAny(path, "?#") {
 		// The driver reads everything after '?' as its parameters.
-		return nil, fmt.Errorf("localqueue: bad path %q", path)
+		return nil, fmt.Errorf("sqlite queue: bad path %q: want a file name without '?' or '#'", path)
 	}
 	if opts.MaxReceive == 0 {
 		opts.MaxReceive = DefaultMaxReceive
@@ -128,10 +140,16 @@ func Open(ctx context.Context, path string, opts Options) (*Queue, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	// Errors name the file; the caller adds the queue's URL.
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("localqueue %s: create directory: %w", path, err)
+			return nil, fmt.Errorf("sqlite queue %s: create directory: %w", path, err)
 		}
+	}
+	// Before SQLite touches the file: SQLite would report a foreign file
+	// only as "not a database" on first use, far from the open.
+	if err := checkHeader(path); err != nil {
+		return nil, err
 	}
 	// _txlock=immediate: every write transaction takes the write lock when it
 	// begins, so a receive never reads rows that another process is about to
@@ -144,29 +162,101 @@ func Open(ctx context.Context, path string, opts Options) (*Queue, error) {
 		"&_pragma=synchronous(FULL)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
-		return nil, fmt.Errorf("localqueue %s: %w", path, err)
+		return nil, fmt.Errorf("sqlite queue %s: %w", path, err)
 	}
 	// One connection per Queue: its operations are short write transactions
 	// that would serialise on the write lock anyway, and one connection
 	// keeps them from queueing up as SQLITE_BUSY waits against each other.
 	db.SetMaxOpenConns(1)
-	if _, err := db.ExecContext(ctx, schema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("localqueue %s: create schema: %w", path, err)
-	}
-	return &Queue{
+	q := &Queue{
 		path: path,
 		db:   db,
 		opts: opts,
 		wake: make(chan struct{}),
 		done: make(chan struct{}),
-	}, nil
+	}
+	// The check comes before the schema, which may write: a damaged file
+	// is refused as it was found.
+	if err := q.quickCheck(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite queue %s: create schema: %w", path, q.classify(err))
+	}
+	return q, nil
+}
+
+// checkHeader refuses a file that is neither empty (a new database) nor a
+// SQLite database.
+func checkHeader(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite queue: %w", err)
+	}
+	defer f.Close()
+	head := make([]byte, len(sqliteHeader))
+	n, err := io.ReadFull(f, head)
+	if n == 0 && err == io.EOF {
+		return nil
+	}
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("sqlite queue %s: read the header: %w", path, err)
+	}
+	if !bytes.Equal(head[:n], sqliteHeader) {
+		return corrupt(path, fmt.Errorf("the file does not begin with the SQLite header (%q)", head[:n]))
+	}
+	return nil
+}
+
+// quickCheck runs PRAGMA quick_check, which reads every page and answers
+// "ok" or the first problem.
+func (q *Queue) quickCheck(ctx context.Context) error {
+	var res string
+	if err := q.db.QueryRowContext(ctx, "PRAGMA quick_check(1)").Scan(&res); err != nil {
+		return fmt.Errorf("sqlite queue %s: quick_check: %w", q.path, q.classify(err))
+	}
+	if res != "ok" {
+		return corrupt(q.path, fmt.Errorf("quick_check: %s", strings.Join(strings.Fields(res), " ")))
+	}
+	return nil
+}
+
+// corrupt wraps queue.ErrCorrupt around what is wrong with the file at path,
+// with what to do about it.
+func corrupt(path string, err error) error {
+	return fmt.Errorf("%w: %s is damaged: %v; move it aside, start a new queue and reconcile from the store (docs/OPERATIONS.md)",
+		queue.ErrCorrupt, path, err)
+}
+
+// classify turns the SQLite errors that mean a damaged file (SQLITE_CORRUPT,
+// SQLITE_NOTADB) into queue.ErrCorrupt, and the errors of a closed database
+// into queue.ErrClosed; everything else (a busy or full disk) stays as it is.
+func (q *Queue) classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+			return corrupt(q.path, err)
+		}
+	}
+	if q.isClosed() && !errors.Is(err, queue.ErrClosed) {
+		return fmt.Errorf("%w (%v)", queue.ErrClosed, err)
+	}
+	return err
 }
 
 // String is the queue's URL.
 func (q *Queue) String() string { return "sqlite://" + q.path }
 
-// Close closes the database; waiting receives return ErrClosed.
+// Close closes the database; waiting receives return queue.ErrClosed.
 func (q *Queue) Close() error {
 	q.mu.Lock()
 	if q.closed {
@@ -202,16 +292,13 @@ func (q *Queue) notify() {
 func (q *Queue) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := q.db.BeginTx(ctx, nil)
 	if err != nil {
-		if q.isClosed() {
-			return ErrClosed
-		}
-		return err
+		return q.classify(err)
 	}
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {
-		return err
+		return q.classify(err)
 	}
-	return tx.Commit()
+	return q.classify(tx.Commit())
 }
 
 func (q *Queue) isClosed() bool {
@@ -225,6 +312,9 @@ func (q *Queue) Send(ctx context.Context, bodies ...[]byte) error {
 	if len(bodies) == 0 {
 		return nil
 	}
+	if err := queue.CheckBodies(bodies); err != nil {
+		return fmt.Errorf("send to %s: %w", q, err)
+	}
 	now := q.opts.Now().UnixNano()
 	err := q.inTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages (body, sent_at, visible_at) VALUES (?, ?, ?)`)
@@ -233,9 +323,6 @@ func (q *Queue) Send(ctx context.Context, bodies ...[]byte) error {
 		}
 		defer stmt.Close()
 		for _, b := range bodies {
-			if b == nil {
-				b = []byte{} // body is NOT NULL; an empty body is still a message
-			}
 			if _, err := stmt.ExecContext(ctx, b, now, now); err != nil {
 				return err
 			}
@@ -253,11 +340,8 @@ func (q *Queue) Send(ctx context.Context, bodies ...[]byte) error {
 // visibility from now, waiting up to wait for the first one. With none it
 // returns an empty slice and nil; a canceled ctx returns its error.
 func (q *Queue) Receive(ctx context.Context, max int, wait, visibility time.Duration) ([]queue.Delivery, error) {
-	if max < 1 {
-		max = 1
-	}
-	if visibility < 0 {
-		visibility = 0
+	if err := queue.CheckReceive(max, wait, visibility); err != nil {
+		return nil, fmt.Errorf("receive from %s: %w", q, err)
 	}
 	var deadline <-chan time.Time
 	if wait > 0 {
@@ -279,11 +363,14 @@ func (q *Queue) Receive(ctx context.Context, max int, wait, visibility time.Dura
 			poll = time.NewTicker(q.opts.PollInterval)
 			defer poll.Stop()
 		}
+		if q.waiting != nil {
+			q.waiting()
+		}
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("receive from %s: %w", q, ctx.Err())
 		case <-q.done:
-			return nil, fmt.Errorf("receive from %s: %w", q, ErrClosed)
+			return nil, fmt.Errorf("receive from %s: %w", q, queue.ErrClosed)
 		case <-deadline:
 			// One last look: a message may have become visible meanwhile.
 			ds, err := q.receiveOnce(ctx, max, visibility)
@@ -365,29 +452,39 @@ func newToken() string {
 	return hex.EncodeToString(b[:])
 }
 
-// parseHandle splits a receipt handle into the message id and the token.
+// parseHandle splits a receipt handle into the message id and the token. A
+// handle no receive could have returned is stale for good.
 func parseHandle(d queue.Delivery) (id int64, token string, err error) {
 	idStr, token, ok := strings.Cut(d.Handle, ".")
 	if ok {
 		id, err = strconv.ParseInt(idStr, 10, 64)
 	}
 	if !ok || err != nil || token == "" || (d.ID != "" && d.ID != idStr) {
-		return 0, "", fmt.Errorf("%w: %q for message %q", ErrStaleHandle, d.Handle, d.ID)
+		return 0, "", fmt.Errorf("%w: %q is not a receipt handle of message %q", queue.ErrStaleHandle, d.Handle, d.ID)
 	}
 	return id, token, nil
 }
 
+// staleError reports the messages whose handles were stale, of n.
+func staleError(stale []string, n int) error {
+	return fmt.Errorf("%w: %d of %d messages: %s", queue.ErrStaleHandle, len(stale), n, strings.Join(stale, "; "))
+}
+
 // Delete removes the messages whose handles are current. A stale handle is
-// not an error and deletes nothing (see the package comment).
+// not an error and deletes nothing (see the package comment); a malformed
+// one, which no receive returned, is reported after the others are deleted.
 func (q *Queue) Delete(ctx context.Context, ds ...queue.Delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
+	var malformed []string
 	err := q.inTx(ctx, func(tx *sql.Tx) error {
+		malformed = malformed[:0]
 		for _, d := range ds {
 			id, token, err := parseHandle(d)
 			if err != nil {
-				return err // malformed, not merely stale: a caller bug worth hearing about
+				malformed = append(malformed, err.Error())
+				continue
 			}
 			if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE id = ? AND receipt = ?`, id, token); err != nil {
 				return fmt.Errorf("message %s: %w", d.ID, err)
@@ -395,51 +492,65 @@ func (q *Queue) Delete(ctx context.Context, ds ...queue.Delivery) error {
 		}
 		return nil
 	})
+	if err == nil && len(malformed) > 0 {
+		err = staleError(malformed, len(ds))
+	}
 	if err != nil {
 		return fmt.Errorf("delete %d messages from %s: %w", len(ds), q, err)
 	}
 	return nil
 }
 
-// ChangeVisibility makes the messages visible d from now (0: at once). A
-// stale handle fails the whole call with ErrStaleHandle and changes nothing.
+// ChangeVisibility makes the messages visible d from now (0: at once). Each
+// message is changed on its own, as SQS does: a heartbeat must extend the
+// lease of the messages it still holds even when it lost one of them.
 func (q *Queue) ChangeVisibility(ctx context.Context, d time.Duration, ds ...queue.Delivery) error {
+	if err := queue.CheckVisibility(d); err != nil {
+		return fmt.Errorf("change visibility in %s: %w", q, err)
+	}
 	if len(ds) == 0 {
 		return nil
 	}
-	if d < 0 {
-		d = 0
-	}
 	until := q.opts.Now().Add(d).UnixNano()
+	var stale []string
+	changed := 0
 	err := q.inTx(ctx, func(tx *sql.Tx) error {
+		stale, changed = stale[:0], 0
 		for _, m := range ds {
 			id, token, err := parseHandle(m)
 			if err != nil {
-				return err
+				stale = append(stale, err.Error())
+				continue
 			}
 			res, err := tx.ExecContext(ctx, `UPDATE messages SET visible_at = ? WHERE id = ? AND receipt = ?`, until, id, token)
 			if err != nil {
 				return fmt.Errorf("message %s: %w", m.ID, err)
 			}
-			if n, err := res.RowsAffected(); err != nil {
+			n, err := res.RowsAffected()
+			if err != nil {
 				return err
-			} else if n == 0 {
-				return fmt.Errorf("message %s: %w", m.ID, ErrStaleHandle)
 			}
+			if n == 0 {
+				stale = append(stale, "message "+m.ID)
+			}
+			changed += int(n)
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("change visibility of %d messages in %s to %s: %w", len(ds), q, d, err)
+	if err == nil && len(stale) > 0 {
+		err = staleError(stale, len(ds))
 	}
-	if d == 0 {
+	if d == 0 && changed > 0 {
 		q.notify()
+	}
+	if err != nil {
+		return fmt.Errorf("change visibility in %s to %s: %w", q, d, err)
 	}
 	return nil
 }
 
 // DeadLetter moves the message to the dead-letter table with reason. A stale
-// handle returns ErrStaleHandle: whoever holds the current one decides.
+// handle returns queue.ErrStaleHandle: whoever holds the current one decides.
 func (q *Queue) DeadLetter(ctx context.Context, d queue.Delivery, reason string) error {
 	id, token, err := parseHandle(d)
 	if err != nil {
@@ -457,7 +568,7 @@ func (q *Queue) DeadLetter(ctx context.Context, d queue.Delivery, reason string)
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			return ErrStaleHandle
+			return queue.ErrStaleHandle
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM messages WHERE id = ?`, id)
 		return err
@@ -473,7 +584,7 @@ func (q *Queue) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 	rows, err := q.db.QueryContext(ctx, `
 		SELECT id, body, sent_at, receive_count, reason, dead_at FROM dead_letters ORDER BY id`)
 	if err != nil {
-		return nil, fmt.Errorf("list dead letters of %s: %w", q, err)
+		return nil, fmt.Errorf("list dead letters of %s: %w", q, q.classify(err))
 	}
 	defer rows.Close()
 	var out []DeadLetter
@@ -481,7 +592,7 @@ func (q *Queue) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 		var dl DeadLetter
 		var id, sentAt, deadAt int64
 		if err := rows.Scan(&id, &dl.Body, &sentAt, &dl.ReceiveCount, &dl.Reason, &deadAt); err != nil {
-			return nil, fmt.Errorf("list dead letters of %s: %w", q, err)
+			return nil, fmt.Errorf("list dead letters of %s: %w", q, q.classify(err))
 		}
 		dl.ID = strconv.FormatInt(id, 10)
 		dl.SentAt = time.Unix(0, sentAt).UTC()
@@ -489,7 +600,7 @@ func (q *Queue) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 		out = append(out, dl)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list dead letters of %s: %w", q, err)
+		return nil, fmt.Errorf("list dead letters of %s: %w", q, q.classify(err))
 	}
 	return out, nil
 }
@@ -530,7 +641,7 @@ func (q *Queue) Len(ctx context.Context) (visible, inFlight int, err error) {
 		SELECT COALESCE(SUM(visible_at <= ?), 0), COALESCE(SUM(visible_at > ?), 0) FROM messages`,
 		now, now).Scan(&visible, &inFlight)
 	if err != nil {
-		return 0, 0, fmt.Errorf("count messages in %s: %w", q, err)
+		return 0, 0, fmt.Errorf("count messages in %s: %w", q, q.classify(err))
 	}
 	return visible, inFlight, nil
 }

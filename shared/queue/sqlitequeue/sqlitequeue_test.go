@@ -1,9 +1,12 @@
 package sqlitequeue
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/queuetest"
 )
 
 // clock is a settable clock for Options.Now: visibility timeouts expire when
@@ -91,249 +95,6 @@ func assertLen(t *testing.T, q *Queue, visible, inFlight int) {
 	}
 }
 
-func TestSendReceiveDelete(t *testing.T) {
-	clk := newClock()
-	path := filepath.Join(t.TempDir(), "data", "queue.db") // Open creates data/
-	q := openQueue(t, path, Options{Now: clk.Now})
-	if q.String() != "sqlite://"+path {
-		t.Fatalf("String() = %q", q.String())
-	}
-	ctx := context.Background()
-	send(t, q, "a", "b", "c")
-	assertLen(t, q, 3, 0)
-
-	ds := receive(t, q, 10, time.Minute)
-	if len(ds) != 3 {
-		t.Fatalf("received %d, want 3", len(ds))
-	}
-	for i, d := range ds {
-		if want := string(rune('a' + i)); string(d.Body) != want {
-			t.Errorf("message %d body %q, want %q (send order)", i, d.Body, want)
-		}
-		if d.ReceiveCount != 1 || d.ID == "" || d.Handle == "" || !d.SentAt.Equal(clk.Now()) {
-			t.Errorf("message %d: %+v", i, d)
-		}
-	}
-	assertLen(t, q, 0, 3)
-	if got := receive(t, q, 10, time.Minute); len(got) != 0 {
-		t.Fatalf("in-flight messages delivered again: %d", len(got))
-	}
-	if err := q.Delete(ctx, ds...); err != nil {
-		t.Fatal(err)
-	}
-	assertLen(t, q, 0, 0)
-	clk.Advance(time.Hour)
-	if got := receive(t, q, 10, time.Minute); len(got) != 0 {
-		t.Fatalf("deleted messages delivered again: %d", len(got))
-	}
-}
-
-func TestReceiveMax(t *testing.T) {
-	q := openQueue(t, "", Options{Now: newClock().Now})
-	send(t, q, "1", "2", "3", "4", "5")
-	if got := receive(t, q, 2, time.Minute); len(got) != 2 || string(got[0].Body) != "1" {
-		t.Fatalf("first receive: %d messages", len(got))
-	}
-	if got := receive(t, q, 0, time.Minute); len(got) != 1 || string(got[0].Body) != "3" {
-		t.Fatalf("max 0 is taken as 1: got %d", len(got))
-	}
-	assertLen(t, q, 2, 3)
-}
-
-func TestVisibilityTimeoutRedelivers(t *testing.T) {
-	clk := newClock()
-	q := openQueue(t, "", Options{Now: clk.Now})
-	send(t, q, "m")
-	first := receiveOne(t, q, 30*time.Second)
-
-	clk.Advance(29 * time.Second)
-	if got := receive(t, q, 1, 30*time.Second); len(got) != 0 {
-		t.Fatal("delivered again before its visibility timeout ran out")
-	}
-	clk.Advance(time.Second)
-	second := receiveOne(t, q, 30*time.Second)
-	if second.ID != first.ID || string(second.Body) != "m" || second.ReceiveCount != 2 {
-		t.Fatalf("redelivery: %+v, first %+v", second, first)
-	}
-	if second.Handle == first.Handle {
-		t.Fatal("a new receive must get a new receipt handle")
-	}
-	if !second.SentAt.Equal(first.SentAt) {
-		t.Fatalf("SentAt changed: %v, %v", second.SentAt, first.SentAt)
-	}
-}
-
-func TestChangeVisibility(t *testing.T) {
-	clk := newClock()
-	q := openQueue(t, "", Options{Now: clk.Now})
-	ctx := context.Background()
-	send(t, q, "m")
-	d := receiveOne(t, q, time.Hour)
-
-	if err := q.ChangeVisibility(ctx, 0, d); err != nil {
-		t.Fatal(err)
-	}
-	assertLen(t, q, 1, 0)
-	d2 := receiveOne(t, q, time.Minute) // no clock change needed
-	if d2.ReceiveCount != 2 {
-		t.Fatalf("ReceiveCount %d, want 2", d2.ReceiveCount)
-	}
-
-	// Extending a lease (a heartbeat): the original timeout passes, the message stays hidden.
-	if err := q.ChangeVisibility(ctx, 10*time.Minute, d2); err != nil {
-		t.Fatal(err)
-	}
-	clk.Advance(5 * time.Minute)
-	if got := receive(t, q, 1, time.Minute); len(got) != 0 {
-		t.Fatal("extended message delivered before its new timeout")
-	}
-	clk.Advance(5 * time.Minute)
-	if d3 := receiveOne(t, q, time.Minute); d3.ReceiveCount != 3 {
-		t.Fatalf("ReceiveCount %d, want 3", d3.ReceiveCount)
-	}
-}
-
-func TestStaleHandle(t *testing.T) {
-	clk := newClock()
-	q := openQueue(t, "", Options{Now: clk.Now})
-	ctx := context.Background()
-	send(t, q, "m")
-	old := receiveOne(t, q, time.Minute)
-	clk.Advance(time.Minute)
-	cur := receiveOne(t, q, time.Minute)
-
-	if err := q.Delete(ctx, old); err != nil {
-		t.Fatalf("Delete with a stale handle: %v, want nil (no effect)", err)
-	}
-	assertLen(t, q, 0, 1) // still there, still in flight for the current holder
-	if err := q.ChangeVisibility(ctx, 0, old); !errors.Is(err, ErrStaleHandle) {
-		t.Fatalf("ChangeVisibility with a stale handle: %v, want ErrStaleHandle", err)
-	}
-	assertLen(t, q, 0, 1)
-	if err := q.DeadLetter(ctx, old, "x"); !errors.Is(err, ErrStaleHandle) {
-		t.Fatalf("DeadLetter with a stale handle: %v, want ErrStaleHandle", err)
-	}
-	if dls, _ := q.DeadLetters(ctx); len(dls) != 0 {
-		t.Fatalf("stale DeadLetter moved the message: %+v", dls)
-	}
-
-	if err := q.Delete(ctx, cur); err != nil {
-		t.Fatal(err)
-	}
-	assertLen(t, q, 0, 0)
-	// Deleting twice is harmless; extending a deleted message is not.
-	if err := q.Delete(ctx, cur); err != nil {
-		t.Fatalf("second Delete: %v", err)
-	}
-	if err := q.ChangeVisibility(ctx, time.Minute, cur); !errors.Is(err, ErrStaleHandle) {
-		t.Fatalf("ChangeVisibility after Delete: %v, want ErrStaleHandle", err)
-	}
-
-	for _, bad := range []queue.Delivery{{Handle: ""}, {Handle: "x.y"}, {Handle: "1"}, {ID: "2", Handle: cur.Handle}} {
-		if err := q.Delete(ctx, bad); !errors.Is(err, ErrStaleHandle) {
-			t.Errorf("Delete(%+v): %v, want ErrStaleHandle for a malformed handle", bad, err)
-		}
-	}
-}
-
-// A handle stays good after its visibility timeout as long as nobody received
-// the message again: the slow worker's Delete still counts.
-func TestHandleValidAfterTimeoutUntilReceivedAgain(t *testing.T) {
-	clk := newClock()
-	q := openQueue(t, "", Options{Now: clk.Now})
-	send(t, q, "m")
-	d := receiveOne(t, q, time.Minute)
-	clk.Advance(2 * time.Minute)
-	assertLen(t, q, 1, 0)
-	if err := q.Delete(context.Background(), d); err != nil {
-		t.Fatal(err)
-	}
-	assertLen(t, q, 0, 0)
-}
-
-func TestMaxReceiveDeadLettersAndRedrive(t *testing.T) {
-	clk := newClock()
-	q := openQueue(t, "", Options{Now: clk.Now, MaxReceive: 3})
-	ctx := context.Background()
-	send(t, q, "poison", "fine")
-	var poisonID string
-	for i := 1; i <= 3; i++ {
-		ds := receive(t, q, 10, time.Minute)
-		for _, d := range ds {
-			if string(d.Body) == "fine" {
-				if err := q.Delete(ctx, d); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			if d.ReceiveCount != i {
-				t.Fatalf("receive %d: ReceiveCount %d", i, d.ReceiveCount)
-			}
-			poisonID = d.ID
-		}
-		clk.Advance(time.Minute)
-	}
-	// The fourth attempt moves it aside instead of delivering it.
-	if got := receive(t, q, 10, time.Minute); len(got) != 0 {
-		t.Fatalf("delivered after MaxReceive: %+v", got)
-	}
-	assertLen(t, q, 0, 0)
-	dls, err := q.DeadLetters(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(dls) != 1 || dls[0].ID != poisonID || string(dls[0].Body) != "poison" || dls[0].ReceiveCount != 3 ||
-		!strings.Contains(dls[0].Reason, "received 3 times") || !dls[0].DeadAt.Equal(clk.Now()) {
-		t.Fatalf("dead letters: %+v", dls)
-	}
-
-	n, err := q.Redrive(ctx)
-	if err != nil || n != 1 {
-		t.Fatalf("Redrive = %d, %v; want 1", n, err)
-	}
-	if dls, _ := q.DeadLetters(ctx); len(dls) != 0 {
-		t.Fatalf("dead letters after redrive: %+v", dls)
-	}
-	d := receiveOne(t, q, time.Minute)
-	if d.ID != poisonID || string(d.Body) != "poison" || d.ReceiveCount != 1 {
-		t.Fatalf("redriven message: %+v", d)
-	}
-	// A new message after a redrive does not reuse the redriven ID.
-	send(t, q, "new")
-	if n := receiveOne(t, q, time.Minute); n.ID == poisonID {
-		t.Fatalf("new message reused ID %s", n.ID)
-	}
-}
-
-func TestDeadLetterWithReason(t *testing.T) {
-	clk := newClock()
-	q := openQueue(t, "", Options{Now: clk.Now})
-	ctx := context.Background()
-	send(t, q, "not json", "ok")
-	d := receiveOne(t, q, time.Minute)
-	if err := q.DeadLetter(ctx, d, "invalid message: not JSON"); err != nil {
-		t.Fatal(err)
-	}
-	assertLen(t, q, 1, 0)
-	dls, err := q.DeadLetters(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(dls) != 1 || dls[0].Reason != "invalid message: not JSON" || dls[0].ID != d.ID || dls[0].ReceiveCount != 1 {
-		t.Fatalf("dead letters: %+v", dls)
-	}
-	// Its handle is dead with it.
-	if err := q.Delete(ctx, d); err != nil {
-		t.Fatalf("Delete after DeadLetter: %v", err)
-	}
-	if dls, _ := q.DeadLetters(ctx); len(dls) != 1 {
-		t.Fatal("Delete with the old handle removed the dead letter")
-	}
-	if got := receiveOne(t, q, time.Minute); string(got.Body) != "ok" {
-		t.Fatalf("next message %q", got.Body)
-	}
-}
-
 // Two Queues on one file, as two processes would be: every message is
 // delivered exactly once while the visibility timeout holds.
 func TestConcurrentReceiversNeverShareAMessage(t *testing.T) {
@@ -404,46 +165,48 @@ type result struct {
 	err error
 }
 
-func receiveAsync(q *Queue, ctx context.Context, wait time.Duration) <-chan result {
+// waitingReceive starts a Receive that waits as long as the contract allows
+// and returns once it waits (the queue's waiting hook), with the channel its
+// result arrives on.
+func waitingReceive(t *testing.T, q *Queue) <-chan result {
+	t.Helper()
+	waiting := make(chan struct{})
+	var once sync.Once
+	q.waiting = func() { once.Do(func() { close(waiting) }) }
 	ch := make(chan result, 1)
 	go func() {
-		ds, err := q.Receive(ctx, 10, wait, time.Minute)
+		ds, err := q.Receive(context.Background(), queue.MaxBatch, queue.MaxWait, time.Minute)
 		ch <- result{ds, err}
 	}()
+	select {
+	case <-waiting:
+	case r := <-ch:
+		t.Fatalf("Receive returned before waiting: %+v, %v", r.ds, r.err)
+	}
 	return ch
 }
 
-// guard fails the test instead of hanging it if the result never comes. It is
-// a safety net, not synchronisation: a correct Receive answers long before.
+// guard fails the test if the result does not come within half the wait: a
+// Receive that sat out its wait instead of waking cannot pass. It is a
+// safety net, not synchronisation: a correct Receive answers long before.
 func guard(t *testing.T, ch <-chan result) result {
 	t.Helper()
 	select {
 	case r := <-ch:
 		return r
-	case <-time.After(30 * time.Second):
+	case <-time.After(queue.MaxWait / 2):
 		t.Fatal("Receive did not return")
 		return result{}
 	}
 }
 
-// A Send through the same Queue wakes a waiting Receive at once: with an
-// hour-long poll interval, only the wake-up can deliver the message.
-func TestReceiveWakesOnSend(t *testing.T) {
-	q := openQueue(t, "", Options{PollInterval: time.Hour})
-	ch := receiveAsync(q, context.Background(), time.Hour)
-	send(t, q, "wake")
-	r := guard(t, ch)
-	if r.err != nil || len(r.ds) != 1 || string(r.ds[0].Body) != "wake" {
-		t.Fatalf("Receive: %+v, %v", r.ds, r.err)
-	}
-}
-
-// ChangeVisibility(0) wakes waiters too (a retry made visible at once).
+// ChangeVisibility(0) wakes a waiting Receive at once (a retry made
+// visible): with an hour-long poll interval, only the wake-up can deliver.
 func TestReceiveWakesOnChangeVisibilityZero(t *testing.T) {
 	q := openQueue(t, "", Options{PollInterval: time.Hour})
 	send(t, q, "m")
 	d := receiveOne(t, q, time.Hour)
-	ch := receiveAsync(q, context.Background(), time.Hour)
+	ch := waitingReceive(t, q)
 	if err := q.ChangeVisibility(context.Background(), 0, d); err != nil {
 		t.Fatal(err)
 	}
@@ -453,12 +216,12 @@ func TestReceiveWakesOnChangeVisibilityZero(t *testing.T) {
 	}
 }
 
-// Another process's Send is found by polling.
+// Another process's Send wakes nothing here: it is found by polling.
 func TestReceivePollsForOtherWriters(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "queue.db")
 	consumer := openQueue(t, path, Options{PollInterval: 5 * time.Millisecond})
 	producer := openQueue(t, path, Options{})
-	ch := receiveAsync(consumer, context.Background(), time.Hour)
+	ch := waitingReceive(t, consumer)
 	send(t, producer, "from elsewhere")
 	r := guard(t, ch)
 	if r.err != nil || len(r.ds) != 1 {
@@ -466,38 +229,99 @@ func TestReceivePollsForOtherWriters(t *testing.T) {
 	}
 }
 
-func TestReceiveCancel(t *testing.T) {
-	q := openQueue(t, "", Options{PollInterval: time.Hour})
-	ctx, cancel := context.WithCancel(context.Background())
-	ch := receiveAsync(q, ctx, time.Hour)
-	cancel()
-	r := guard(t, ch)
-	if !errors.Is(r.err, context.Canceled) {
-		t.Fatalf("Receive after cancel: %v, want context.Canceled", r.err)
-	}
-}
-
-func TestReceiveClose(t *testing.T) {
-	q := openQueue(t, "", Options{PollInterval: time.Hour})
-	ch := receiveAsync(q, context.Background(), time.Hour)
-	if err := q.Close(); err != nil {
+// A handle stays good after its visibility timeout as long as nobody
+// received the message again (as in SQS): the slow worker's Delete still
+// counts. (The SQS test server forgets the handle at the timeout, so this is
+// not in the suite.)
+func TestHandleValidAfterTimeoutUntilReceivedAgain(t *testing.T) {
+	clk := newClock()
+	q := openQueue(t, "", Options{Now: clk.Now})
+	send(t, q, "m")
+	d := receiveOne(t, q, time.Minute)
+	clk.Advance(2 * time.Minute)
+	assertLen(t, q, 1, 0)
+	if err := q.Delete(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
-	r := guard(t, ch)
-	if !errors.Is(r.err, ErrClosed) {
-		t.Fatalf("Receive after Close: %v, want ErrClosed", r.err)
+	assertLen(t, q, 0, 0)
+}
+
+// DeadLetters lists the dead-letter table with why and when; Redrive moves
+// every dead letter back with fresh receives, keeping its ID, which a new
+// message never reuses.
+func TestDeadLettersAndRedrive(t *testing.T) {
+	clk := newClock()
+	q := openQueue(t, "", Options{Now: clk.Now, MaxReceive: 2})
+	ctx := context.Background()
+	send(t, q, "poison", "refused")
+	first := receive(t, q, 10, time.Minute)
+	if err := q.DeadLetter(ctx, first[1], "invalid message: not JSON"); err != nil {
+		t.Fatal(err)
 	}
-	if err := q.Send(context.Background(), []byte("x")); err == nil {
-		t.Fatal("Send after Close succeeded")
+	clk.Advance(time.Minute)
+	receiveOne(t, q, time.Minute)
+	clk.Advance(time.Minute)
+	if got := receive(t, q, 10, time.Minute); len(got) != 0 {
+		t.Fatalf("delivered after MaxReceive: %+v", got)
+	}
+	dls, err := q.DeadLetters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != 2 ||
+		dls[0].ID != first[0].ID || string(dls[0].Body) != "poison" || dls[0].ReceiveCount != 2 ||
+		!strings.Contains(dls[0].Reason, "received 2 times") || !dls[0].DeadAt.Equal(clk.Now()) ||
+		dls[1].ID != first[1].ID || dls[1].Reason != "invalid message: not JSON" || dls[1].ReceiveCount != 1 ||
+		!dls[0].SentAt.Equal(first[0].SentAt) {
+		t.Fatalf("dead letters: %+v", dls)
+	}
+
+	n, err := q.Redrive(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("Redrive = %d, %v; want 2", n, err)
+	}
+	if dls, _ := q.DeadLetters(ctx); len(dls) != 0 {
+		t.Fatalf("dead letters after redrive: %+v", dls)
+	}
+	back := receive(t, q, 10, time.Minute)
+	if len(back) != 2 || back[0].ID != first[0].ID || back[0].ReceiveCount != 1 || back[1].ID != first[1].ID {
+		t.Fatalf("redriven messages: %+v", back)
+	}
+	send(t, q, "new")
+	if n := receiveOne(t, q, time.Minute); n.ID == first[0].ID || n.ID == first[1].ID {
+		t.Fatalf("a new message reused the ID %s", n.ID)
 	}
 }
 
-func TestReceiveWaitExpiresEmpty(t *testing.T) {
-	q := openQueue(t, "", Options{PollInterval: time.Millisecond})
-	ds, err := q.Receive(context.Background(), 10, 10*time.Millisecond, time.Minute)
-	if err != nil || ds == nil || len(ds) != 0 {
-		t.Fatalf("Receive on an empty queue: %v, %v; want an empty slice and nil", ds, err)
+// MaxReceive < 0 turns the redrive off (the chaos tests deliver on and on).
+func TestMaxReceiveOff(t *testing.T) {
+	clk := newClock()
+	q := openQueue(t, "", Options{Now: clk.Now, MaxReceive: -1})
+	send(t, q, "m")
+	for i := 1; i <= DefaultMaxReceive+2; i++ {
+		if d := receiveOne(t, q, time.Minute); d.ReceiveCount != i {
+			t.Fatalf("receive %d: ReceiveCount %d", i, d.ReceiveCount)
+		}
+		clk.Advance(time.Minute)
 	}
+}
+
+// A handle no receive returned is reported, and the current ones in the
+// same call are deleted all the same.
+func TestDeleteReportsMalformedHandles(t *testing.T) {
+	q := openQueue(t, "", Options{Now: newClock().Now})
+	send(t, q, "a")
+	d := receiveOne(t, q, time.Minute)
+	for _, bad := range []queue.Delivery{{Handle: ""}, {Handle: "x.y"}, {Handle: "1"}, {ID: "2", Handle: d.Handle}} {
+		if err := q.Delete(context.Background(), bad); !errors.Is(err, queue.ErrStaleHandle) {
+			t.Errorf("Delete(%+v): %v, want ErrStaleHandle", bad, err)
+		}
+	}
+	err := q.Delete(context.Background(), queue.Delivery{ID: "9", Handle: "9"}, d)
+	if !errors.Is(err, queue.ErrStaleHandle) || !strings.Contains(err.Error(), `"9"`) {
+		t.Fatalf("Delete of a malformed and a good handle: %v", err)
+	}
+	assertLen(t, q, 0, 0)
 }
 
 func TestPersistsAcrossOpen(t *testing.T) {
@@ -522,10 +346,243 @@ func TestPersistsAcrossOpen(t *testing.T) {
 	}
 }
 
+// TestConformance runs the queue contract's suite on a file, with a fake
+// clock for visibility timeouts; the tests in this file are only what is
+// particular to a SQLite file.
+func TestConformance(t *testing.T) {
+	queuetest.Run(t, func(t *testing.T) queuetest.Backend {
+		clk := newClock()
+		q := openQueue(t, "", Options{Now: clk.Now, MaxReceive: 2})
+		return queuetest.Backend{
+			Queue:      q,
+			MaxReceive: 2,
+			Now:        clk.Now,
+			Advance:    clk.Advance,
+			DeadLetters: func(t *testing.T) []queuetest.DeadLetter {
+				dls, err := q.DeadLetters(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				var out []queuetest.DeadLetter
+				for _, dl := range dls {
+					out = append(out, queuetest.DeadLetter{Body: dl.Body, Reason: dl.Reason})
+				}
+				return out
+			},
+			Waiting: func(ctx context.Context) (context.Context, <-chan struct{}) {
+				ch := make(chan struct{})
+				var once sync.Once
+				q.waiting = func() { once.Do(func() { close(ch) }) }
+				return ctx, ch
+			},
+		}
+	})
+}
+
 func TestOpenRejectsBadPath(t *testing.T) {
 	for _, p := range []string{"", "x.db?mode=ro", "a#b"} {
 		if _, err := Open(context.Background(), p, Options{}); err == nil {
 			t.Errorf("Open(%q) succeeded", p)
+		}
+	}
+}
+
+// damagedFile makes a queue file with messages in flight, waiting and
+// dead-lettered, closes it (which checkpoints the WAL into it), and returns
+// its path, page size and the root page of each table.
+func damagedFile(t *testing.T) (path string, pageSize int64, roots map[string]int64) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "queue.db")
+	q, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		send(t, q, fmt.Sprintf(`{"n":%d,"pad":"%0300d"}`, i, i))
+	}
+	ds := receive(t, q, 10, time.Hour)
+	if err := q.DeadLetter(context.Background(), ds[0], "refused"); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.db.QueryRow("PRAGMA page_size").Scan(&pageSize); err != nil {
+		t.Fatal(err)
+	}
+	roots = map[string]int64{}
+	rows, err := q.db.Query("SELECT name, rootpage FROM sqlite_schema WHERE rootpage > 0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		var root int64
+		if err := rows.Scan(&name, &root); err != nil {
+			t.Fatal(err)
+		}
+		roots[name] = root
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path, pageSize, roots
+}
+
+// scribble overwrites pages (numbered from 1) of the file with garbage that
+// is no b-tree page.
+func scribble(t *testing.T, path string, pageSize int64, pages ...int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	junk := make([]byte, pageSize)
+	for i := range junk {
+		junk[i] = byte(i*31 + 7)
+	}
+	for _, p := range pages {
+		if _, err := f.WriteAt(junk, (p-1)*pageSize); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func allPagesFrom(t *testing.T, path string, pageSize, first int64) []int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pages []int64
+	for p := first; p <= fi.Size()/pageSize; p++ {
+		pages = append(pages, p)
+	}
+	return pages
+}
+
+// A damaged queue file is refused at Open with queue.ErrCorrupt, an error
+// naming the file, and left byte for byte as it was: both binaries stop
+// with it instead of the loader retrying forever while the extractor goes
+// on enqueueing into pages nobody can read.
+func TestOpenRefusesDamagedFile(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		damage func(t *testing.T, path string, pageSize int64, roots map[string]int64)
+		says   string
+	}{
+		{"header overwritten", func(t *testing.T, path string, _ int64, _ map[string]int64) {
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteAt([]byte("id,name\n1,板橋第一停車場\n"), 0); err != nil {
+				t.Fatal(err)
+			}
+		}, "does not begin with the SQLite header"},
+		{"a web page", func(t *testing.T, path string, _ int64, _ map[string]int64) {
+			if err := os.WriteFile(path, []byte("<html><body>Request Rejected</body></html>"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "does not begin with the SQLite header"},
+		{"ten bytes of a header", func(t *testing.T, path string, _ int64, _ map[string]int64) {
+			if err := os.WriteFile(path, []byte("SQLite for"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "does not begin with the SQLite header"},
+		{"damaged pages", func(t *testing.T, path string, pageSize int64, _ map[string]int64) {
+			scribble(t, path, pageSize, allPagesFrom(t, path, pageSize, 2)...)
+		}, "quick_check"},
+		// The pages a Send never reads: without the check at Open the
+		// extractor went on enqueueing while every receive failed.
+		{"damaged dead-letter table", func(t *testing.T, path string, pageSize int64, roots map[string]int64) {
+			scribble(t, path, pageSize, roots["dead_letters"])
+		}, "quick_check"},
+		{"damaged index", func(t *testing.T, path string, pageSize int64, roots map[string]int64) {
+			scribble(t, path, pageSize, roots["messages_visible_at"])
+		}, "quick_check"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path, pageSize, roots := damagedFile(t)
+			c.damage(t, path, pageSize, roots)
+			before, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, openErr := Open(context.Background(), path, Options{})
+			if openErr == nil {
+				q.Close()
+				t.Fatal("Open of a damaged file succeeded")
+			}
+			if !errors.Is(openErr, queue.ErrCorrupt) || !strings.Contains(openErr.Error(), path) || !strings.Contains(openErr.Error(), c.says) {
+				t.Fatalf("Open: %v; want queue.ErrCorrupt naming %s and saying %q", openErr, path, c.says)
+			}
+			after, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(before, after) {
+				t.Fatal("Open changed the damaged file")
+			}
+			t.Logf("RESULT %s: file unchanged; %v", c.name, openErr)
+		})
+	}
+}
+
+// An empty file is a new, empty queue (SQLite's own rule), not a damaged one.
+func TestOpenEmptyFileIsANewQueue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	q := openQueue(t, path, Options{})
+	send(t, q, "m")
+	assertLen(t, q, 1, 0)
+}
+
+// Damage met after Open (the file damaged under a running loader) is
+// queue.ErrCorrupt naming the file on every call that reads the damaged
+// pages, never an error a caller would retry.
+func TestDamageWhileOpenIsErrCorrupt(t *testing.T) {
+	path, pageSize, _ := damagedFile(t)
+	q := openQueue(t, path, Options{})
+	ctx := context.Background()
+	d := receiveOne(t, q, time.Hour)
+
+	// Another process checkpoints; the pages on disk are then damaged; its
+	// next write changes the WAL, which makes q drop its page cache and
+	// read the damaged pages, as a running loader would.
+	other, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	var busy, logged, done int
+	if err := other.QueryRow("PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logged, &done); err != nil || busy != 0 {
+		t.Fatalf("checkpoint: busy %d, %v", busy, err)
+	}
+	scribble(t, path, pageSize, allPagesFrom(t, path, pageSize, 2)...)
+	if _, err := other.Exec("PRAGMA user_version = 7"); err != nil {
+		t.Fatal(err)
+	}
+
+	_, recvErr := q.Receive(ctx, 10, 0, time.Minute)
+	_, _, lenErr := q.Len(ctx)
+	_, dlErr := q.DeadLetters(ctx)
+	for name, err := range map[string]error{
+		"Receive":          recvErr,
+		"Send":             q.Send(ctx, []byte("m")),
+		"Delete":           q.Delete(ctx, d),
+		"ChangeVisibility": q.ChangeVisibility(ctx, 0, d),
+		"DeadLetter":       q.DeadLetter(ctx, d, "x"),
+		"Len":              lenErr,
+		"DeadLetters":      dlErr,
+	} {
+		if !errors.Is(err, queue.ErrCorrupt) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s on a damaged file: %v; want queue.ErrCorrupt naming %s", name, err, path)
 		}
 	}
 }

@@ -6,10 +6,11 @@
 // is a snapshot never applied, and one silently not deleted is applied twice
 // (harmless only because the apply is idempotent).
 //
-// Cancelling the context of an in-flight Receive loses nothing but may strand
-// the messages SQS had already handed over until their visibility timeout
-// ends (aws-sdk-go-v2 #2068): callers stopping gracefully should let the
-// current long poll return rather than cancel it.
+// Cancelling the context of an in-flight Receive (or closing the queue
+// during one) loses nothing but may strand the messages SQS had already
+// handed over until their visibility timeout ends (aws-sdk-go-v2 #2068):
+// callers stopping gracefully should let the current long poll return
+// rather than cancel it.
 package sqsqueue
 
 import (
@@ -33,14 +34,13 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 )
 
-// SQS's limits.
-const (
-	maxBatch      = 10               // entries per batch call, messages per receive
-	maxWait       = 20 * time.Second // longest long poll
-	maxVisibility = 12 * time.Hour
-	// maxReasonBytes keeps a dead-letter reason well inside SQS's 256 KiB message.
-	maxReasonBytes = 4 << 10
-)
+// maxReasonBytes keeps a dead-letter reason well inside SQS's 256 KiB message.
+const maxReasonBytes = 4 << 10
+
+// deadLetterLease is how long DeadLetter hides the message while it copies
+// it to the dead-letter queue and deletes it; should either step fail, the
+// message comes back after it.
+const deadLetterLease = time.Minute
 
 // Message attributes DeadLetter sets on the copy it sends to the dead-letter queue.
 const (
@@ -71,6 +71,11 @@ type Queue struct {
 	client *sqs.Client
 	url    string
 	logger *slog.Logger
+
+	// life ends when the queue is closed; every request's context is bound
+	// to it, so a Close ends a waiting Receive as the contract requires.
+	life     context.Context
+	shutdown context.CancelFunc
 
 	mu  sync.Mutex
 	dlq string // the dead-letter queue's URL once known
@@ -118,21 +123,73 @@ func New(client *sqs.Client, queueURL string, opts Options) *Queue {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Queue{client: client, url: queueURL, logger: logger, dlq: opts.DeadLetterURL}
+	life, shutdown := context.WithCancel(context.Background())
+	return &Queue{client: client, url: queueURL, logger: logger, dlq: opts.DeadLetterURL, life: life, shutdown: shutdown}
 }
 
 // String is the queue's URL.
 func (q *Queue) String() string { return q.url }
 
-// Close releases nothing: the SDK client holds no resources that need it.
-func (q *Queue) Close() error { return nil }
+// Close ends the requests in flight (a waiting Receive returns
+// queue.ErrClosed) and makes every later call fail with queue.ErrClosed.
+// The SDK client itself holds nothing that needs closing.
+func (q *Queue) Close() error {
+	q.shutdown()
+	return nil
+}
 
-// Send enqueues the bodies, ten per SendMessageBatch. Entries that fail for
-// a reason on SQS's side are retried once; what still fails is an error
-// naming each failed entry (by its index among bodies).
+// bind returns ctx, also cancelled when the queue is closed, and its release.
+func (q *Queue) bind(ctx context.Context) (context.Context, func(), error) {
+	if q.life.Err() != nil {
+		return nil, nil, queue.ErrClosed
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(q.life, func() { cancel(queue.ErrClosed) })
+	return ctx, func() { stop(); cancel(nil) }, nil
+}
+
+// closedErr is queue.ErrClosed when the queue was closed during a call that
+// failed with err, and err otherwise.
+func closedErr(ctx context.Context, err error) error {
+	if context.Cause(ctx) == queue.ErrClosed {
+		return fmt.Errorf("%w (%v)", queue.ErrClosed, err)
+	}
+	return err
+}
+
+// batches splits n bodies into runs of at most queue.MaxBatch entries and
+// queue.MaxBodyBytes in all, which is what SQS takes in one batch call.
+func batches(bodies [][]byte) [][2]int {
+	var out [][2]int
+	start, size := 0, 0
+	for i, b := range bodies {
+		if i > start && (i-start == queue.MaxBatch || size+len(b) > queue.MaxBodyBytes) {
+			out = append(out, [2]int{start, i})
+			start, size = i, 0
+		}
+		size += len(b)
+	}
+	if start < len(bodies) {
+		out = append(out, [2]int{start, len(bodies)})
+	}
+	return out
+}
+
+// Send enqueues the bodies, as many per SendMessageBatch as SQS takes (ten,
+// and queue.MaxBodyBytes in all). Entries that fail for a reason on SQS's
+// side are retried once; what still fails is an error naming each failed
+// entry (by its index among bodies).
 func (q *Queue) Send(ctx context.Context, bodies ...[]byte) error {
-	for start := 0; start < len(bodies); start += maxBatch {
-		end := min(start+maxBatch, len(bodies))
+	if err := queue.CheckBodies(bodies); err != nil {
+		return fmt.Errorf("send to %s: %w", q.url, err)
+	}
+	ctx, done, err := q.bind(ctx)
+	if err != nil {
+		return fmt.Errorf("send to %s: %w", q.url, err)
+	}
+	defer done()
+	for _, run := range batches(bodies) {
+		start, end := run[0], run[1]
 		entries := make([]types.SendMessageBatchRequestEntry, 0, end-start)
 		for i := start; i < end; i++ {
 			entries = append(entries, types.SendMessageBatchRequestEntry{
@@ -142,7 +199,7 @@ func (q *Queue) Send(ctx context.Context, bodies ...[]byte) error {
 		}
 		failed, err := q.sendBatch(ctx, entries)
 		if err != nil {
-			return fmt.Errorf("send to %s: messages %d-%d: %w", q.url, start, end-1, err)
+			return fmt.Errorf("send to %s: messages %d-%d: %w", q.url, start, end-1, closedErr(ctx, err))
 		}
 		// A failure on SQS's side may pass on a second try; a sender fault
 		// (a body SQS refuses) never will.
@@ -158,7 +215,7 @@ func (q *Queue) Send(ctx context.Context, bodies ...[]byte) error {
 		if len(retry) > 0 {
 			again, err := q.sendBatch(ctx, retry)
 			if err != nil {
-				return fmt.Errorf("send to %s: retrying messages %s: %w", q.url, ids(retry), err)
+				return fmt.Errorf("send to %s: retrying messages %s: %w", q.url, ids(retry), closedErr(ctx, err))
 			}
 			final = append(final, again...)
 		}
@@ -203,28 +260,36 @@ func describe(failed []types.BatchResultErrorEntry) string {
 	return strings.Join(s, "; ")
 }
 
-// seconds rounds d up to whole seconds within [0, limit]: SQS counts in
-// seconds, and rounding a visibility timeout down could expose a message early.
-func seconds(d, limit time.Duration) int32 {
-	d = max(0, min(d, limit))
+// seconds rounds d (already checked against SQS's limits) up to whole
+// seconds: SQS counts in seconds, and rounding a visibility timeout down
+// could expose a message early.
+func seconds(d time.Duration) int32 {
 	return int32((d + time.Second - 1) / time.Second)
 }
 
-// Receive long-polls for up to wait (at most 20 s) and returns at most max
-// (at most 10) messages, each invisible to other receivers for visibility.
+// Receive long-polls for up to wait and returns at most maxMessages
+// messages, each invisible to other receivers for visibility.
 func (q *Queue) Receive(ctx context.Context, maxMessages int, wait, visibility time.Duration) ([]queue.Delivery, error) {
+	if err := queue.CheckReceive(maxMessages, wait, visibility); err != nil {
+		return nil, fmt.Errorf("receive from %s: %w", q.url, err)
+	}
+	ctx, done, err := q.bind(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("receive from %s: %w", q.url, err)
+	}
+	defer done()
 	out, err := q.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 		QueueUrl:            aws.String(q.url),
-		MaxNumberOfMessages: int32(max(1, min(maxMessages, maxBatch))),
-		WaitTimeSeconds:     seconds(wait, maxWait),
-		VisibilityTimeout:   seconds(visibility, maxVisibility),
+		MaxNumberOfMessages: int32(maxMessages),
+		WaitTimeSeconds:     seconds(wait),
+		VisibilityTimeout:   seconds(visibility),
 		MessageSystemAttributeNames: []types.MessageSystemAttributeName{
 			types.MessageSystemAttributeNameApproximateReceiveCount,
 			types.MessageSystemAttributeNameSentTimestamp,
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("receive from %s: %w", q.url, err)
+		return nil, fmt.Errorf("receive from %s: %w", q.url, closedErr(ctx, err))
 	}
 	ds := make([]queue.Delivery, 0, len(out.Messages))
 	for _, m := range out.Messages {
@@ -243,34 +308,52 @@ func (q *Queue) Receive(ctx context.Context, maxMessages int, wait, visibility t
 }
 
 // Delete removes the messages, ten per DeleteMessageBatch; entries SQS could
-// not delete (an expired receipt handle, say) are an error naming their IDs.
+// not delete (a malformed receipt handle, say) are an error naming their IDs.
+// SQS itself answers success for a handle that is merely stale.
 func (q *Queue) Delete(ctx context.Context, ds ...queue.Delivery) error {
+	ctx, done, err := q.bind(ctx)
+	if err != nil {
+		return fmt.Errorf("delete from %s: %w", q.url, err)
+	}
+	defer done()
 	var problems []string
-	for start := 0; start < len(ds); start += maxBatch {
-		batch := ds[start:min(start+maxBatch, len(ds))]
+	stale := false
+	for start := 0; start < len(ds); start += queue.MaxBatch {
+		batch := ds[start:min(start+queue.MaxBatch, len(ds))]
 		entries := make([]types.DeleteMessageBatchRequestEntry, len(batch))
 		for i, d := range batch {
 			entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(d.Handle)}
 		}
 		out, err := q.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(q.url), Entries: entries})
 		if err != nil {
-			return fmt.Errorf("delete from %s: %w", q.url, err)
+			return fmt.Errorf("delete from %s: %w", q.url, closedErr(ctx, err))
 		}
-		problems = append(problems, failures(batch, out.Failed)...)
+		p, s := failures(batch, out.Failed)
+		problems, stale = append(problems, p...), stale || s
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("delete from %s: %d of %d messages failed: %s", q.url, len(problems), len(ds), strings.Join(problems, "; "))
+		return fmt.Errorf("delete from %s: %w", q.url, batchError(problems, len(ds), stale))
 	}
 	return nil
 }
 
 // ChangeVisibility makes the messages visible again after d (0: at once),
-// ten per ChangeMessageVisibilityBatch.
+// ten per ChangeMessageVisibilityBatch. SQS changes each entry on its own and
+// reports the stale handles, which the error wraps as queue.ErrStaleHandle.
 func (q *Queue) ChangeVisibility(ctx context.Context, d time.Duration, ds ...queue.Delivery) error {
-	timeout := seconds(d, maxVisibility)
+	if err := queue.CheckVisibility(d); err != nil {
+		return fmt.Errorf("change visibility in %s: %w", q.url, err)
+	}
+	ctx, done, err := q.bind(ctx)
+	if err != nil {
+		return fmt.Errorf("change visibility in %s: %w", q.url, err)
+	}
+	defer done()
+	timeout := seconds(d)
 	var problems []string
-	for start := 0; start < len(ds); start += maxBatch {
-		batch := ds[start:min(start+maxBatch, len(ds))]
+	stale := false
+	for start := 0; start < len(ds); start += queue.MaxBatch {
+		batch := ds[start:min(start+queue.MaxBatch, len(ds))]
 		entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(batch))
 		for i, m := range batch {
 			entries[i] = types.ChangeMessageVisibilityBatchRequestEntry{
@@ -281,27 +364,47 @@ func (q *Queue) ChangeVisibility(ctx context.Context, d time.Duration, ds ...que
 		}
 		out, err := q.client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(q.url), Entries: entries})
 		if err != nil {
-			return fmt.Errorf("change visibility in %s: %w", q.url, err)
+			return fmt.Errorf("change visibility in %s: %w", q.url, closedErr(ctx, err))
 		}
-		problems = append(problems, failures(batch, out.Failed)...)
+		p, s := failures(batch, out.Failed)
+		problems, stale = append(problems, p...), stale || s
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("change visibility in %s: %d of %d messages failed: %s", q.url, len(problems), len(ds), strings.Join(problems, "; "))
+		return fmt.Errorf("change visibility in %s to %s: %w", q.url, d, batchError(problems, len(ds), stale))
 	}
 	return nil
 }
 
-// failures names the batch entries SQS reports failed by their message IDs.
-func failures(batch []queue.Delivery, failed []types.BatchResultErrorEntry) []string {
-	var s []string
+// failures names the batch entries SQS reports failed by their message IDs,
+// and says whether any failed for a stale receipt handle.
+func failures(batch []queue.Delivery, failed []types.BatchResultErrorEntry) (problems []string, stale bool) {
 	for _, f := range failed {
 		id := aws.ToString(f.Id)
 		if i, err := strconv.Atoi(id); err == nil && i >= 0 && i < len(batch) {
 			id = batch[i].ID
 		}
-		s = append(s, fmt.Sprintf("message %s: %s: %s", id, aws.ToString(f.Code), aws.ToString(f.Message)))
+		problems = append(problems, fmt.Sprintf("message %s: %s: %s", id, aws.ToString(f.Code), aws.ToString(f.Message)))
+		stale = stale || isStale(aws.ToString(f.Code), aws.ToString(f.Message))
 	}
-	return s
+	return problems, stale
+}
+
+// isStale reports SQS's answers to a receipt handle that is no longer (or
+// never was) the message's current one: ReceiptHandleIsInvalid,
+// MessageNotInflight, or InvalidParameterValue about the ReceiptHandle.
+func isStale(code, message string) bool {
+	return strings.Contains(code, "ReceiptHandleIsInvalid") || strings.Contains(code, "MessageNotInflight") ||
+		(code == "InvalidParameterValue" && strings.Contains(message, "ReceiptHandle"))
+}
+
+// batchError is the error of a batch call with failed entries; it wraps
+// queue.ErrStaleHandle when any of them failed for a stale handle.
+func batchError(problems []string, n int, stale bool) error {
+	err := fmt.Errorf("%d of %d messages failed: %s", len(problems), n, strings.Join(problems, "; "))
+	if stale {
+		return fmt.Errorf("%w: %w", queue.ErrStaleHandle, err)
+	}
+	return err
 }
 
 // DeadLetter sends a copy of the message, with its reason, to the
@@ -310,7 +413,20 @@ func failures(batch []queue.Delivery, failed []types.BatchResultErrorEntry) []st
 // maxReceiveCount receives. Without a dead-letter queue it makes the message
 // visible again at once and returns ErrNoDeadLetterQueue: SQS's redrive, or
 // an operator, must then deal with it.
+//
+// The handle is proven current first (by hiding the message for
+// deadLetterLease): SQS answers success to a delete with a stale handle, so
+// without the check a message another consumer now holds would be copied to
+// the dead-letter queue and stay in the queue as well.
 func (q *Queue) DeadLetter(ctx context.Context, d queue.Delivery, reason string) error {
+	if err := q.ChangeVisibility(ctx, deadLetterLease, d); err != nil {
+		return fmt.Errorf("dead-letter message %s of %s: %w", d.ID, q.url, err)
+	}
+	ctx, done, err := q.bind(ctx)
+	if err != nil {
+		return fmt.Errorf("dead-letter message %s of %s: %w", d.ID, q.url, err)
+	}
+	defer done()
 	dlq, err := q.deadLetterURL(ctx)
 	if err != nil {
 		return fmt.Errorf("dead-letter message %s of %s: %w", d.ID, q.url, err)
@@ -347,12 +463,12 @@ func (q *Queue) DeadLetter(ctx context.Context, d queue.Delivery, reason string)
 		MessageBody:       aws.String(string(d.Body)),
 		MessageAttributes: attrs,
 	}); err != nil {
-		return fmt.Errorf("dead-letter message %s of %s: send to %s: %w", d.ID, q.url, dlq, err)
+		return fmt.Errorf("dead-letter message %s of %s: send to %s: %w", d.ID, q.url, dlq, closedErr(ctx, err))
 	}
 	// Should this delete fail, the message comes back and is dead-lettered
 	// again: a duplicate in the dead-letter queue, never a loss.
 	if _, err := q.client.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(q.url), ReceiptHandle: aws.String(d.Handle)}); err != nil {
-		return fmt.Errorf("dead-letter message %s of %s: sent to %s, but deleting the original: %w", d.ID, q.url, dlq, err)
+		return fmt.Errorf("dead-letter message %s of %s: sent to %s, but deleting the original: %w", d.ID, q.url, dlq, closedErr(ctx, err))
 	}
 	return nil
 }

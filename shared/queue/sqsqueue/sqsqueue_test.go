@@ -1,12 +1,14 @@
 package sqsqueue_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"fmt"
+	"net/http/httptrace"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 
 	"github.com/parking-newtaipei/parking-newtaipei/internal/awstest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/queuetest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/sqsqueue"
 )
 
@@ -57,162 +60,119 @@ func receiveOne(t *testing.T, q queue.Queue, wait, visibility time.Duration) que
 	return ds[0]
 }
 
-func TestSendReceiveDeleteInBatches(t *testing.T) {
-	ctx := context.Background()
-	q, tq := open(t, awstest.QueueOptions{})
-	before := time.Now().Add(-time.Second)
-	var bodies [][]byte
-	for i := 0; i < 25; i++ {
-		bodies = append(bodies, []byte(fmt.Sprintf(`{"n":%d}`, i)))
-	}
-	if err := q.Send(ctx, bodies...); err != nil {
-		t.Fatal(err)
-	}
-	if v, _ := counts(t, tq.Client, tq.URL); v != 25 {
-		t.Fatalf("%d messages visible after sending 25", v)
-	}
+// TestConformance runs the queue contract's suite against the SQS test
+// server, in real time (visibility timeouts pass while a long poll waits);
+// the tests below are only what is particular to SQS.
+func TestConformance(t *testing.T) {
+	queuetest.Run(t, func(t *testing.T) queuetest.Backend {
+		q, tq := open(t, awstest.QueueOptions{MaxReceiveCount: 2})
+		return queuetest.Backend{
+			Queue:       q,
+			MaxReceive:  2,
+			Now:         time.Now,
+			DeadLetters: func(t *testing.T) []queuetest.DeadLetter { return deadLetters(t, tq) },
+			Waiting: func(ctx context.Context) (context.Context, <-chan struct{}) {
+				// The long poll has begun once the request is on the wire.
+				ch := make(chan struct{})
+				var once sync.Once
+				return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+					WroteRequest: func(httptrace.WroteRequestInfo) { once.Do(func() { close(ch) }) },
+				}), ch
+			},
+		}
+	})
+}
 
-	var got []queue.Delivery
-	for len(got) < 25 {
-		ds, err := q.Receive(ctx, 10, time.Second, time.Minute)
+// deadLetters reads every message of tq's dead-letter queue with its reason
+// attribute, then makes them visible again for the next look.
+func deadLetters(t *testing.T, tq awstest.Queue) []queuetest.DeadLetter {
+	t.Helper()
+	ctx := context.Background()
+	var out []queuetest.DeadLetter
+	var handles []types.ChangeMessageVisibilityBatchRequestEntry
+	for {
+		res, err := tq.Client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+			QueueUrl:              aws.String(tq.DLQURL),
+			MaxNumberOfMessages:   10,
+			VisibilityTimeout:     3600,
+			MessageAttributeNames: []string{"All"},
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ds) == 0 || len(ds) > 10 {
-			t.Fatalf("a receive returned %d messages after %d of 25", len(ds), len(got))
+		if len(res.Messages) == 0 {
+			break
 		}
-		got = append(got, ds...)
-	}
-	var gotBodies []string
-	for _, d := range got {
-		if d.ID == "" || d.Handle == "" || d.ReceiveCount != 1 || d.SentAt.Before(before) || d.SentAt.After(time.Now().Add(time.Second)) {
-			t.Errorf("delivery %+v: want an ID, a handle, ReceiveCount 1 and a SentAt of now", d)
+		for _, m := range res.Messages {
+			out = append(out, queuetest.DeadLetter{
+				Body:   []byte(aws.ToString(m.Body)),
+				Reason: aws.ToString(m.MessageAttributes[sqsqueue.AttrReason].StringValue),
+			})
+			handles = append(handles, types.ChangeMessageVisibilityBatchRequestEntry{
+				Id: aws.String(strconv.Itoa(len(handles))), ReceiptHandle: m.ReceiptHandle,
+			})
 		}
-		gotBodies = append(gotBodies, string(d.Body))
 	}
-	var want []string
-	for _, b := range bodies {
-		want = append(want, string(b))
+	for start := 0; start < len(handles); start += 10 {
+		if _, err := tq.Client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{
+			QueueUrl: aws.String(tq.DLQURL), Entries: handles[start:min(start+10, len(handles))],
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	slices.Sort(want)
-	slices.Sort(gotBodies)
-	if !slices.Equal(gotBodies, want) {
-		t.Fatalf("bodies %v, want %v", gotBodies, want)
-	}
-
-	if err := q.Delete(ctx, got...); err != nil {
-		t.Fatal(err)
-	}
-	if v, f := counts(t, tq.Client, tq.URL); v != 0 || f != 0 {
-		t.Fatalf("after deleting all: %d visible, %d in flight", v, f)
-	}
+	return out
 }
 
+// A failure on SQS's side (here a body over the queue's own, smaller,
+// MaximumMessageSize) is an error naming the entry; the others are sent.
 func TestSendReportsFailedEntries(t *testing.T) {
-	q, tq := open(t, awstest.QueueOptions{})
-	err := q.Send(context.Background(), []byte("ok 0"), []byte("bad \x00 body"), []byte("ok 2"))
-	if err == nil || !strings.Contains(err.Error(), "entry 1:") || !strings.Contains(err.Error(), "InvalidMessageContents") {
-		t.Fatalf("Send with an invalid body: %v, want an error naming entry 1", err)
+	q, tq := open(t, awstest.QueueOptions{MaxMessageSize: 1024})
+	err := q.Send(context.Background(), []byte("ok 0"), bytes.Repeat([]byte("x"), 2048), []byte("ok 2"))
+	if err == nil || !strings.Contains(err.Error(), "entry 1:") || !strings.Contains(err.Error(), "shorter than 1024") {
+		t.Fatalf("Send with a body over MaximumMessageSize: %v, want an error naming entry 1", err)
 	}
 	if v, _ := counts(t, tq.Client, tq.URL); v != 2 {
-		t.Fatalf("%d messages visible, want the 2 valid ones", v)
+		t.Fatalf("%d messages visible, want the 2 others", v)
 	}
 }
 
-// A message not deleted comes back after its visibility timeout. The second
-// receive's long poll is what waits for it: no sleeps.
-func TestRedeliveryAfterVisibilityTimeout(t *testing.T) {
-	ctx := context.Background()
-	q, _ := open(t, awstest.QueueOptions{MaxReceiveCount: 5})
-	if err := q.Send(ctx, []byte("again")); err != nil {
-		t.Fatal(err)
-	}
-	first := receiveOne(t, q, time.Second, time.Second)
-	start := time.Now()
-	second := receiveOne(t, q, 10*time.Second, time.Minute)
-	if second.ID != first.ID || second.ReceiveCount != 2 || string(second.Body) != "again" {
-		t.Fatalf("redelivery %+v, want message %s with ReceiveCount 2", second, first.ID)
-	}
-	if second.Handle == first.Handle {
-		t.Error("a redelivery has a new receipt handle")
-	}
-	t.Logf("redelivered after %v", time.Since(start).Round(time.Millisecond))
-	if err := q.Delete(ctx, second); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func TestChangeVisibility(t *testing.T) {
-	ctx := context.Background()
-	q, _ := open(t, awstest.QueueOptions{MaxReceiveCount: 5})
-	if err := q.Send(ctx, []byte("retry me")); err != nil {
-		t.Fatal(err)
-	}
-	// Back at once: the retry path with no delay.
-	d := receiveOne(t, q, time.Second, time.Hour)
-	if err := q.ChangeVisibility(ctx, 0, d); err != nil {
-		t.Fatal(err)
-	}
-	d = receiveOne(t, q, 5*time.Second, time.Second)
-	if d.ReceiveCount != 2 {
-		t.Fatalf("ReceiveCount %d after ChangeVisibility(0), want 2", d.ReceiveCount)
-	}
-	// Extended: the heartbeat path. Received with 1 s, extended to an hour,
-	// it must not come back within a 2 s long poll.
-	if err := q.ChangeVisibility(ctx, time.Hour, d); err != nil {
-		t.Fatal(err)
-	}
-	ds, err := q.Receive(ctx, 10, 2*time.Second, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ds) != 0 {
-		t.Fatalf("an extended message was delivered again: %+v", ds)
-	}
-
-	bogus := queue.Delivery{ID: "bogus-id", Handle: "not-a-receipt-handle"}
-	err = q.ChangeVisibility(ctx, 0, d, bogus)
-	if err == nil || !strings.Contains(err.Error(), "bogus-id") {
-		t.Fatalf("ChangeVisibility with an invalid handle: %v, want an error naming bogus-id", err)
+// The batches Send makes keep to SQS's limits: ten entries, and
+// queue.MaxBodyBytes in all.
+func TestBatches(t *testing.T) {
+	big := make([]byte, queue.MaxBodyBytes/2)
+	for _, c := range []struct {
+		sizes []int
+		want  [][2]int
+	}{
+		{nil, nil},
+		{[]int{1}, [][2]int{{0, 1}}},
+		{make([]int, 25), [][2]int{{0, 10}, {10, 20}, {20, 25}}},
+		{[]int{len(big), len(big), len(big)}, [][2]int{{0, 2}, {2, 3}}},
+		{[]int{queue.MaxBodyBytes, 1, queue.MaxBodyBytes}, [][2]int{{0, 1}, {1, 2}, {2, 3}}},
+	} {
+		bodies := make([][]byte, len(c.sizes))
+		for i, n := range c.sizes {
+			bodies[i] = make([]byte, n)
+		}
+		if got := sqsqueue.Batches(bodies); !slices.Equal(got, c.want) {
+			t.Errorf("batches of %v = %v, want %v", c.sizes, got, c.want)
+		}
 	}
 }
 
-func TestDeadLetterMovesMessageWithReason(t *testing.T) {
+// DeadLetter's copy carries the reason, the original message ID, the source
+// queue and the receive count as message attributes (what operators read
+// with aws sqs receive-message).
+func TestDeadLetterAttributes(t *testing.T) {
 	ctx := context.Background()
 	q, tq := open(t, awstest.QueueOptions{MaxReceiveCount: 5})
-	if err := q.Send(ctx, []byte("poison"), []byte("good")); err != nil {
+	if err := q.Send(ctx, []byte("poison")); err != nil {
 		t.Fatal(err)
 	}
-	ds, err := q.Receive(ctx, 10, time.Second, time.Minute)
-	if err != nil {
+	poison := receiveOne(t, q, time.Second, time.Minute)
+	if err := q.DeadLetter(ctx, poison, "sha256 mismatch"); err != nil {
 		t.Fatal(err)
 	}
-	for len(ds) < 2 {
-		more, err := q.Receive(ctx, 10, time.Second, time.Minute)
-		if err != nil || len(more) == 0 {
-			t.Fatalf("receive: %d more, %v", len(more), err)
-		}
-		ds = append(ds, more...)
-	}
-	var poison, good queue.Delivery
-	for _, d := range ds {
-		if string(d.Body) == "poison" {
-			poison = d
-		} else {
-			good = d
-		}
-	}
-	if err := q.DeadLetter(ctx, poison, "sha256 mismatch: got 00ff, message says ffee"); err != nil {
-		t.Fatal(err)
-	}
-	if err := q.ChangeVisibility(ctx, 0, good); err != nil {
-		t.Fatal(err)
-	}
-	// The good message is behind nothing.
-	if d := receiveOne(t, q, 5*time.Second, time.Minute); string(d.Body) != "good" {
-		t.Fatalf("received %q, want the good message", d.Body)
-	}
-
 	out, err := tq.Client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 		QueueUrl:              aws.String(tq.DLQURL),
 		MaxNumberOfMessages:   10,
@@ -228,11 +188,26 @@ func TestDeadLetterMovesMessageWithReason(t *testing.T) {
 	m := out.Messages[0]
 	attr := func(name string) string { return aws.ToString(m.MessageAttributes[name].StringValue) }
 	if aws.ToString(m.Body) != "poison" ||
-		attr(sqsqueue.AttrReason) != "sha256 mismatch: got 00ff, message says ffee" ||
+		attr(sqsqueue.AttrReason) != "sha256 mismatch" ||
 		attr(sqsqueue.AttrOriginalMessageID) != poison.ID ||
 		attr(sqsqueue.AttrSourceQueue) != tq.URL ||
 		attr(sqsqueue.AttrReceiveCount) != "1" {
 		t.Fatalf("dead-lettered message %q with attributes %v", aws.ToString(m.Body), m.MessageAttributes)
+	}
+}
+
+// A failed entry is named by its message ID.
+func TestChangeVisibilityNamesFailedMessages(t *testing.T) {
+	ctx := context.Background()
+	q, _ := open(t, awstest.QueueOptions{})
+	if err := q.Send(ctx, []byte("m")); err != nil {
+		t.Fatal(err)
+	}
+	d := receiveOne(t, q, time.Second, time.Hour)
+	bogus := queue.Delivery{ID: "bogus-id", Handle: "not-a-receipt-handle"}
+	err := q.ChangeVisibility(ctx, 0, d, bogus)
+	if !errors.Is(err, queue.ErrStaleHandle) || !strings.Contains(err.Error(), "bogus-id") || strings.Contains(err.Error(), d.ID) {
+		t.Fatalf("ChangeVisibility with an invalid handle: %v, want ErrStaleHandle naming bogus-id alone", err)
 	}
 }
 
@@ -266,31 +241,6 @@ func TestDeadLetterURLOverride(t *testing.T) {
 	}
 	if v, _ := counts(t, other.Client, other.URL); v != 1 {
 		t.Fatalf("%d messages in the override dead-letter queue, want 1", v)
-	}
-}
-
-// SQS itself moves a message received maxReceiveCount times, without any
-// DeadLetter call, on the next receive attempt.
-func TestRedriveAfterMaxReceiveCount(t *testing.T) {
-	ctx := context.Background()
-	q, tq := open(t, awstest.QueueOptions{MaxReceiveCount: 2})
-	if err := q.Send(ctx, []byte("crashes the loader")); err != nil {
-		t.Fatal(err)
-	}
-	receiveOne(t, q, time.Second, time.Second)
-	if d := receiveOne(t, q, 10*time.Second, time.Second); d.ReceiveCount != 2 {
-		t.Fatalf("ReceiveCount %d, want 2", d.ReceiveCount)
-	}
-	ds, err := q.Receive(ctx, 10, 3*time.Second, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ds) != 0 {
-		t.Fatalf("received %+v a third time with maxReceiveCount 2", ds)
-	}
-	dlq := sqsqueue.New(tq.Client, tq.DLQURL, sqsqueue.Options{})
-	if d := receiveOne(t, dlq, 5*time.Second, time.Minute); string(d.Body) != "crashes the loader" {
-		t.Fatalf("dead-letter queue holds %q", d.Body)
 	}
 }
 

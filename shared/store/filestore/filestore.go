@@ -24,8 +24,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strings"
+	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
@@ -39,14 +39,7 @@ const (
 	// half-written snapshot is never listed, and Get never sees one because
 	// a temp name is not a snapshot key.
 	tempPrefix = ".tmp-"
-	// MaxStateBytes caps a state document: they are small (a cursor, a
-	// timestamp), and ReadState must not load an arbitrary file into memory.
-	MaxStateBytes = 16 << 20
 )
-
-// statePattern is the shape of a state name: one path element, no leading
-// dot, no "..", at most one dot-separated extension chain of plain words.
-var statePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,99}(\.[A-Za-z0-9_-]{1,20}){0,2}$`)
 
 // Store is a store.Store on a local directory.
 type Store struct {
@@ -164,31 +157,37 @@ func (s *Store) Put(ctx context.Context, key string, body []byte, meta store.Met
 }
 
 // writeTemp writes body to a new temp file in dir, fsyncs and closes it, and
-// returns its name. On error nothing is left behind.
-func writeTemp(root *os.Root, dir string, body []byte) (name string, err error) {
+// returns its name. On error nothing is left behind: a failed write (a full
+// disk) removes the temp file, which would otherwise stay in the store forever.
+func writeTemp(root *os.Root, dir string, body []byte) (string, error) {
 	var rnd [8]byte
 	rand.Read(rnd[:]) // never fails (crypto/rand documents it)
-	name = path.Join(dir, tempPrefix+hex.EncodeToString(rnd[:]))
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	tmp := path.Join(dir, tempPrefix+hex.EncodeToString(rnd[:]))
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return "", fmt.Errorf("create temp file: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			root.Remove(name)
+	// The file's errors name the operation and the temp file's path.
+	if err := writeSyncClose(f, body); err != nil {
+		if rmErr := root.Remove(tmp); rmErr != nil {
+			return "", fmt.Errorf("%w (and removing the temp file: %v)", err, rmErr)
 		}
-	}()
+		return "", err
+	}
+	return tmp, nil
+}
+
+// writeSyncClose writes body to f, fsyncs and closes it; f is closed on every path.
+func writeSyncClose(f *os.File, body []byte) error {
 	if _, err := f.Write(body); err != nil {
-		return "", fmt.Errorf("write temp file %s: %w", name, err)
+		f.Close()
+		return err
 	}
 	if err := f.Sync(); err != nil {
-		return "", fmt.Errorf("fsync temp file %s: %w", name, err)
+		f.Close()
+		return err
 	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("close temp file %s: %w", name, err)
-	}
-	return name, nil
+	return f.Close()
 }
 
 // sameContent reports nil if the file at key has SHA-256 sum, ErrNotFound if
@@ -244,47 +243,50 @@ func (s *Store) Resolve(loc store.Location) (string, error) {
 // Get reads the snapshot at loc. Only snapshot keys are readable, so a
 // message can never make the loader read a state document, a temp file or
 // anything outside the directory.
-func (s *Store) Get(ctx context.Context, loc store.Location, maxBytes int64) ([]byte, error) {
+// The write time is the file's modification time: Put never rewrites a file,
+// so it is when the snapshot was first stored.
+func (s *Store) Get(ctx context.Context, loc store.Location, maxBytes int64) ([]byte, time.Time, error) {
 	if _, err := s.Resolve(loc); err != nil {
-		return nil, fmt.Errorf("get %w", err)
+		return nil, time.Time{}, fmt.Errorf("get %w", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("get %s: %w", loc, err)
+		return nil, time.Time{}, fmt.Errorf("get %s: %w", loc, err)
 	}
 	root, err := s.openRoot()
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	defer root.Close()
 	f, err := root.Open(loc.Key)
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", loc, classify(err))
+		return nil, time.Time{}, fmt.Errorf("get %s: %w", loc, classify(err))
 	}
 	defer f.Close()
 	return readLimited(f, maxBytes, loc.Key)
 }
 
 // readLimited reads f whole, refusing with ErrTooLarge a file over maxBytes
-// by its size before reading, and again while reading in case it grew.
-func readLimited(f *os.File, maxBytes int64, name string) ([]byte, error) {
+// by its size before reading, and again while reading in case it grew. It
+// returns the file's modification time with the bytes.
+func readLimited(f *os.File, maxBytes int64, name string) ([]byte, time.Time, error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("stat %s: %w", name, err)
+		return nil, time.Time{}, fmt.Errorf("stat %s: %w", name, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %w: not a regular file", name, store.ErrNotFound)
+		return nil, time.Time{}, fmt.Errorf("%s: %w: not a regular file", name, store.ErrNotFound)
 	}
 	if fi.Size() > maxBytes {
-		return nil, fmt.Errorf("%s: %w: %d bytes, at most %d allowed", name, store.ErrTooLarge, fi.Size(), maxBytes)
+		return nil, time.Time{}, fmt.Errorf("%s: %w: %d bytes, at most %d allowed", name, store.ErrTooLarge, fi.Size(), maxBytes)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		return nil, time.Time{}, fmt.Errorf("read %s: %w", name, err)
 	}
 	if int64(len(data)) > maxBytes {
-		return nil, fmt.Errorf("%s: %w: more than %d bytes", name, store.ErrTooLarge, maxBytes)
+		return nil, time.Time{}, fmt.Errorf("%s: %w: more than %d bytes", name, store.ErrTooLarge, maxBytes)
 	}
-	return data, nil
+	return data, fi.ModTime().UTC(), nil
 }
 
 // classify maps an os.Root error to the store's sentinels. os.Root reports a
@@ -372,8 +374,8 @@ func (s *Store) List(ctx context.Context, prefix, startAfter string, fn func(sto
 
 // statePath validates name and returns its path below the root.
 func statePath(name string) (string, error) {
-	if !statePattern.MatchString(name) {
-		return "", fmt.Errorf("state name %q: want letters, digits, '_' or '-', with at most two '.'-extensions", name)
+	if err := store.CheckStateName(name); err != nil {
+		return "", err
 	}
 	return stateDir + "/" + name, nil
 }
@@ -397,7 +399,7 @@ func (s *Store) ReadState(ctx context.Context, name string) ([]byte, error) {
 		return nil, fmt.Errorf("read state %s: %w", name, classify(err))
 	}
 	defer f.Close()
-	data, err := readLimited(f, MaxStateBytes, p)
+	data, _, err := readLimited(f, store.MaxStateBytes, p)
 	if err != nil {
 		return nil, fmt.Errorf("read state %s: %w", name, err)
 	}
@@ -410,6 +412,9 @@ func (s *Store) WriteState(ctx context.Context, name string, body []byte) error 
 	p, err := statePath(name)
 	if err != nil {
 		return fmt.Errorf("write state: %w", err)
+	}
+	if len(body) > store.MaxStateBytes {
+		return fmt.Errorf("write state %s: %w: %d bytes, at most %d allowed", name, store.ErrTooLarge, len(body), store.MaxStateBytes)
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("write state %s: %w", name, err)

@@ -20,7 +20,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -51,12 +50,6 @@ const (
 // stateDir holds the state documents under the prefix; no snapshot key can
 // start with it, since snapshot keys start with a dataset name.
 const stateDir = "_state/"
-
-// maxStateBytes caps a state document read; real ones are a few hundred bytes.
-const maxStateBytes = 1 << 20
-
-// stateName is the shape a state document's name may have: one path segment.
-var stateName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // Store is a snapshot store in one S3 bucket under one key prefix.
 type Store struct {
@@ -249,7 +242,7 @@ func (s *Store) existingSHA256(ctx context.Context, key string, limit int64) (st
 			return hex.EncodeToString(raw), nil
 		}
 	}
-	data, err := s.get(ctx, key, limit+1)
+	data, _, err := s.get(ctx, key, limit+1)
 	if errors.Is(err, store.ErrTooLarge) {
 		return "larger than the new object", nil
 	}
@@ -261,11 +254,11 @@ func (s *Store) existingSHA256(ctx context.Context, key string, limit int64) (st
 }
 
 // Get returns the bytes of the snapshot at loc, which must be in this
-// store's bucket under its prefix and have a snapshot key; it reads at most
-// maxBytes and fails with store.ErrTooLarge beyond.
-func (s *Store) Get(ctx context.Context, loc store.Location, maxBytes int64) ([]byte, error) {
+// store's bucket under its prefix and have a snapshot key, and its
+// LastModified; it reads at most maxBytes and fails with store.ErrTooLarge beyond.
+func (s *Store) Get(ctx context.Context, loc store.Location, maxBytes int64) ([]byte, time.Time, error) {
 	if _, err := s.Resolve(loc); err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	return s.get(ctx, loc.Key, maxBytes)
 }
@@ -287,7 +280,8 @@ func (s *Store) Resolve(loc store.Location) (string, error) {
 	return rel, nil
 }
 
-func (s *Store) get(ctx context.Context, key string, maxBytes int64) ([]byte, error) {
+// get reads the object at key (relative to the bucket) and its LastModified.
+func (s *Store) get(ctx context.Context, key string, maxBytes int64) ([]byte, time.Time, error) {
 	name := "s3://" + s.bucket + "/" + key
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
 		Bucket: aws.String(s.bucket),
@@ -297,20 +291,25 @@ func (s *Store) get(ctx context.Context, key string, maxBytes int64) ([]byte, er
 		ChecksumMode: types.ChecksumModeEnabled,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", name, classify(err))
+		return nil, time.Time{}, fmt.Errorf("get %s: %w", name, classify(err))
 	}
 	defer out.Body.Close()
 	if n := aws.ToInt64(out.ContentLength); n > maxBytes {
-		return nil, fmt.Errorf("get %s: %w: %d bytes, at most %d allowed", name, store.ErrTooLarge, n, maxBytes)
+		return nil, time.Time{}, fmt.Errorf("get %s: %w: %d bytes, at most %d allowed", name, store.ErrTooLarge, n, maxBytes)
+	}
+	// Without it the write time would be unknown, and the caller could not
+	// tell that from "written at the zero time": refuse rather than guess.
+	if out.LastModified == nil {
+		return nil, time.Time{}, fmt.Errorf("get %s: the answer has no Last-Modified", name)
 	}
 	data, err := io.ReadAll(io.LimitReader(out.Body, maxBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("get %s: read body: %w", name, err)
+		return nil, time.Time{}, fmt.Errorf("get %s: read body: %w", name, err)
 	}
 	if int64(len(data)) > maxBytes {
-		return nil, fmt.Errorf("get %s: %w: more than %d bytes", name, store.ErrTooLarge, maxBytes)
+		return nil, time.Time{}, fmt.Errorf("get %s: %w: more than %d bytes", name, store.ErrTooLarge, maxBytes)
 	}
-	return data, nil
+	return data, out.LastModified.UTC(), nil
 }
 
 // classify wraps the SDK errors that are permanent for a given key in the
@@ -371,8 +370,8 @@ func (s *Store) List(ctx context.Context, prefix, startAfter string, fn func(sto
 }
 
 func (s *Store) stateKey(name string) (string, error) {
-	if !stateName.MatchString(name) {
-		return "", fmt.Errorf("state %q in %s: %w: a state name is one segment of letters, digits, '.', '_' and '-'", name, s, store.ErrOutside)
+	if err := store.CheckStateName(name); err != nil {
+		return "", fmt.Errorf("state in %s: %w", s, err)
 	}
 	return s.root() + stateDir + name, nil
 }
@@ -383,15 +382,19 @@ func (s *Store) ReadState(ctx context.Context, name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.get(ctx, key, maxStateBytes)
+	data, _, err := s.get(ctx, key, store.MaxStateBytes)
+	return data, err
 }
 
 // WriteState replaces the named state document. Unlike snapshots, state is
-// overwritten, so no condition is sent.
+// overwritten, so no condition is sent; S3 makes a PUT atomic.
 func (s *Store) WriteState(ctx context.Context, name string, body []byte) error {
 	key, err := s.stateKey(name)
 	if err != nil {
 		return err
+	}
+	if len(body) > store.MaxStateBytes {
+		return fmt.Errorf("write state s3://%s/%s: %w: %d bytes, at most %d allowed", s.bucket, key, store.ErrTooLarge, len(body), store.MaxStateBytes)
 	}
 	sum := sha256.Sum256(body)
 	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{

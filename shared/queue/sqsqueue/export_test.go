@@ -1,0 +1,4 @@
+package sqsqueue
+
+// Batches exposes batches to the external tests.
+var Batches = batches
