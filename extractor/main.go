@@ -22,20 +22,20 @@ func main() {
 	os.Exit(code)
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
+func program() cli.Program {
 	return cli.Program{
 		Name:    "extractor",
 		Version: version,
 		Commands: map[string]cli.Command{
 			"fetch":            {Summary: "fetch one dataset, store the snapshot, enqueue it", Run: runFetch},
 			"replay":           {Summary: "enqueue stored snapshots of a time range again", Run: runReplay},
-			"import-responses": {Summary: "turn the original project's saved responses into snapshots", Run: runImportResponses},
+			"import-responses": {Summary: "turn the original project's saved responses into snapshots", Args: "DIR", Run: runImportResponses},
 		},
 		Footer: "Exit codes: 0 ok, 1 error, 2 skipped (lots unchanged).",
-	}.Run(ctx, args, stdout, stderr, env)
+	}
 }
 
-func usageError(stderr io.Writer, err error) int {
-	io.WriteString(stderr, "extractor: "+err.Error()+"\n")
-	return cli.ExitError
+// run is main without the process: tests call it.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
+	return program().Run(ctx, args, stdout, stderr, env)
 }

@@ -52,7 +52,7 @@ func newInstall(t *testing.T, n int) *install {
 func (in *install) replay(t *testing.T, args ...string) (ReplaySummary, string, int) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := runReplay(context.Background(), args, &stdout, &stderr, func(k string) string { return in.env[k] })
+	code := run(context.Background(), append([]string{"replay"}, args...), &stdout, &stderr, func(k string) string { return in.env[k] })
 	var s ReplaySummary
 	out := stdout.String()
 	if i := strings.Index(out, "{"); i >= 0 {

@@ -22,7 +22,7 @@ func main() {
 	os.Exit(code)
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
+func program() cli.Program {
 	return cli.Program{
 		Name:    "loader",
 		Version: version,
@@ -37,10 +37,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.E
 			"healthcheck":   {Summary: "exit 0 if the running loader answers /healthz, else 1 (for container health checks)", Run: runHealthcheck},
 		},
 		Footer: "Exit codes: 0 ok, 1 error, 2 the database is held by a running loader (backfill, backup, export, import-legacy, stats without -http-addr).",
-	}.Run(ctx, args, stdout, stderr, env)
+	}
 }
 
-func usageError(stderr io.Writer, err error) int {
-	io.WriteString(stderr, "loader: "+err.Error()+"\n")
-	return cli.ExitError
+// run is main without the process: tests call it.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
+	return program().Run(ctx, args, stdout, stderr, env)
 }

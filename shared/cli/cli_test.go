@@ -12,7 +12,7 @@ func TestFlagsFallBackToTheEnvironmentAndFlagsWin(t *testing.T) {
 	var db string
 	var wait time.Duration
 	var drain bool
-	f := NewFlags("t", func(k string) string { return env[k] }, io.Discard)
+	f := NewFlags("t", func(k string) string { return env[k] }, io.Discard, io.Discard)
 	f.String(&db, "db", "PARKING_DB", "./data/parking.db", "")
 	f.Duration(&wait, "wait", "PARKING_WAIT", time.Second, "")
 	f.Bool(&drain, "drain", "PARKING_DRAIN", false, "")
@@ -26,7 +26,7 @@ func TestFlagsFallBackToTheEnvironmentAndFlagsWin(t *testing.T) {
 
 func TestBadEnvironmentValuesAreErrorsNamingTheVariable(t *testing.T) {
 	var d time.Duration
-	f := NewFlags("t", func(k string) string { return map[string]string{"PARKING_WAIT": "soon"}[k] }, io.Discard)
+	f := NewFlags("t", func(k string) string { return map[string]string{"PARKING_WAIT": "soon"}[k] }, io.Discard, io.Discard)
 	f.Duration(&d, "wait", "PARKING_WAIT", time.Second, "")
 	err := f.Parse(nil)
 	if err == nil || !strings.Contains(err.Error(), "PARKING_WAIT") {

@@ -8,10 +8,13 @@ import (
 	"strings"
 )
 
-// Command is one subcommand of a binary: it parses its own flags and returns an exit code.
+// Command is one subcommand of a binary. Run binds its flags on f, starts
+// with f.Start(args, &cfg) and returns an exit code.
 type Command struct {
 	Summary string
-	Run     func(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) int
+	// Args names the positional arguments in the usage line ("DIR").
+	Args string
+	Run  func(ctx context.Context, f *Flags, args []string) int
 }
 
 // Program is a binary made of subcommands.
@@ -43,7 +46,9 @@ func (p Program) Run(ctx context.Context, args []string, stdout, stderr io.Write
 		p.usage(stderr)
 		return ExitError
 	}
-	return cmd.Run(ctx, args[1:], stdout, stderr, env)
+	f := NewFlags(p.Name+" "+args[0], env, stdout, stderr)
+	f.summary, f.args = cmd.Summary, cmd.Args
+	return cmd.Run(ctx, f, args[1:])
 }
 
 func (p Program) usage(w io.Writer) {
