@@ -289,10 +289,8 @@ func (db *DB) Close() error {
 // Path returns the database file's path.
 func (db *DB) Path() string { return db.path }
 
-// withTx runs fn in a transaction on the one connection, committing if fn
-// returns nil.
-// withTx runs fn in a transaction and commits it; when commit is not nil it
-// receives how long the COMMIT took.
+// withTx runs fn in a transaction on the one connection and commits it if fn
+// returns nil; when commit is not nil it receives how long the COMMIT took.
 func (db *DB) withTx(ctx context.Context, commit *time.Duration, fn func(tx *sql.Tx) error) error {
 	tx, err := db.conn.BeginTx(ctx, nil)
 	if err != nil {
