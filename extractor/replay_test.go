@@ -13,6 +13,7 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/internal/awstest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/snapshottest"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/sqlitequeue"
@@ -23,7 +24,7 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store/s3store"
 )
 
-var replayStart = time.Date(2026, 11, 26, 23, 0, 0, 0, time.FixedZone("Asia/Taipei", 8*3600))
+var replayStart = time.Date(2026, 11, 26, 23, 0, 0, 0, clock.Taipei)
 
 const replayInterval = 10 * time.Minute
 

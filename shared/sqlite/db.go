@@ -23,6 +23,8 @@ import (
 
 	modernc "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 )
 
 // ErrLocked: another process (a running loader) holds the database.
@@ -329,7 +331,7 @@ func (db *DB) loadLotIDs(ctx context.Context) error {
 
 // taipei is Asia/Taipei. Taiwan has had no DST since 1979, so a fixed zone
 // needs no tzdata in the binary.
-var taipei = time.FixedZone("Asia/Taipei", 8*3600)
+var taipei = clock.Taipei
 
 // timeLayout is ISO 8601 with a numeric offset, always +08:00 here. Text in one
 // fixed offset sorts chronologically.

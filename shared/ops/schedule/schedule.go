@@ -8,10 +8,6 @@ import (
 	"time"
 )
 
-// Taipei is Asia/Taipei. Taiwan has kept UTC+8 without daylight saving since
-// 1979, so a fixed zone is exact and needs no time zone database in the image.
-var Taipei = time.FixedZone("Asia/Taipei", 8*3600)
-
 // Spec says when a job runs next after a given time.
 type Spec interface {
 	Next(after time.Time) time.Time

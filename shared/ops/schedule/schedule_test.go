@@ -3,6 +3,8 @@ package schedule
 import (
 	"testing"
 	"time"
+
+	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 )
 
 func TestEveryAlignsToTheClock(t *testing.T) {
@@ -18,7 +20,7 @@ func TestEveryAlignsToTheClock(t *testing.T) {
 }
 
 func TestDailyIsInTaipeiTime(t *testing.T) {
-	d := Daily{Hour: 2, Loc: Taipei}
+	d := Daily{Hour: 2, Loc: clock.Taipei}
 	cases := []struct{ after, want time.Time }{
 		// 17:59 UTC is 01:59 in Taipei: the run is a minute later, the same Taipei day.
 		{time.Date(2026, 11, 25, 17, 59, 0, 0, time.UTC), time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)},
