@@ -205,8 +205,11 @@ func TestWriteFileIsAtomic(t *testing.T) {
 		t.Errorf("temporary files left behind: %v", entries)
 	}
 	// A failed write leaves the old file alone and no temporary file.
-	if err := export.AtomicWrite(filepath.Join(path, "not-a-dir", "x"), []byte("x")); err == nil {
+	if err := export.WriteFile(context.Background(), db, export.JSON, filepath.Join(path, "not-a-dir", "x")); err == nil {
 		t.Error("write under a file succeeded")
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("temporary files left behind by a failed write: %v", entries)
 	}
 	if got2, _ := os.ReadFile(path); !bytes.Equal(got2, got) {
 		t.Error("failed write changed the file")
