@@ -59,21 +59,11 @@ func parseJSON[R any](body []byte, field func(*R, string) *string, idOf func(*R)
 		if s.peek() == '}' {
 			s.pos++
 		} else {
-			for {
-				s.skipWS()
-				if s.peek() != '"' {
-					return nil, s.syntax(body, "row %d: want a key", rowNum)
-				}
-				key, err := s.str()
+			for more := true; more; {
+				key, err := s.key()
 				if err != nil {
-					return nil, s.syntax(body, "row %d: key: %v", rowNum, err)
+					return nil, s.syntax(body, "row %d: %v", rowNum, err)
 				}
-				s.skipWS()
-				if s.peek() != ':' {
-					return nil, s.syntax(body, "row %d: want ':' after key %q", rowNum, Head([]byte(key)))
-				}
-				s.pos++
-				s.skipWS()
 				key = canonicalKey(key)
 				dst := field(r, key)
 				if dst == nil {
@@ -99,14 +89,8 @@ func parseJSON[R any](body []byte, field func(*R, string) *string, idOf func(*R)
 						hasRequired = true
 					}
 				}
-				s.skipWS()
-				c := s.peek()
-				s.pos++
-				if c == '}' {
-					break
-				}
-				if c != ',' {
-					s.pos--
+				var ok bool
+				if more, ok = s.next('}'); !ok {
 					return nil, s.syntax(body, "row %d: want ',' or '}'", rowNum)
 				}
 			}
@@ -114,15 +98,12 @@ func parseJSON[R any](body []byte, field func(*R, string) *string, idOf func(*R)
 		if err := checkRow(body, rowNum, *idOf(r), hasID, hasRequired, required); err != nil {
 			return nil, err
 		}
-		s.skipWS()
-		c := s.peek()
-		s.pos++
-		if c == ']' {
-			break
-		}
-		if c != ',' {
-			s.pos--
+		more, ok := s.next(']')
+		if !ok {
 			return nil, s.syntax(body, "after row %d: want ',' or ']'", rowNum)
+		}
+		if !more {
+			break
 		}
 	}
 	return rows, s.end(body)
@@ -155,6 +136,41 @@ func (s *scanner) skipWS() {
 			return
 		}
 	}
+}
+
+// key reads an object's key and the ':' after it, and leaves s at the value.
+func (s *scanner) key() (string, error) {
+	s.skipWS()
+	if s.peek() != '"' {
+		return "", errors.New("want a key")
+	}
+	k, err := s.str()
+	if err != nil {
+		return "", fmt.Errorf("key: %w", err)
+	}
+	s.skipWS()
+	if s.peek() != ':' {
+		return "", fmt.Errorf("want ':' after key %q", Head([]byte(k)))
+	}
+	s.pos++
+	s.skipWS()
+	return k, nil
+}
+
+// next steps over what follows a member of an object or array: a ',' (more
+// members follow) or its closing '}' or ']' (none do). ok is false, and s
+// left at the offending byte, when it is neither.
+func (s *scanner) next(closing byte) (more, ok bool) {
+	s.skipWS()
+	switch s.peek() {
+	case ',':
+		s.pos++
+		return true, true
+	case closing:
+		s.pos++
+		return false, true
+	}
+	return false, false
 }
 
 func (s *scanner) syntax(body []byte, format string, args ...any) error {
@@ -378,31 +394,19 @@ func (s *scanner) skipValue(depth int) error {
 		for {
 			s.skipWS()
 			if c == '{' {
-				if s.peek() != '"' {
-					return errors.New("want a key")
-				}
-				if _, err := s.str(); err != nil {
+				if _, err := s.key(); err != nil {
 					return err
 				}
-				s.skipWS()
-				if s.peek() != ':' {
-					return errors.New("want ':'")
-				}
-				s.pos++
-				s.skipWS()
 			}
 			if err := s.skipValue(depth + 1); err != nil {
 				return err
 			}
-			s.skipWS()
-			switch s.peek() {
-			case ',':
-				s.pos++
-			case closing:
-				s.pos++
-				return nil
-			default:
+			more, ok := s.next(closing)
+			if !ok {
 				return fmt.Errorf("want ',' or '%c'", closing)
+			}
+			if !more {
+				return nil
 			}
 		}
 	case 't', 'f', 'n':

@@ -16,40 +16,27 @@ func (s *scanner) findRecords() error {
 			return fmt.Errorf("%q is not an object", want)
 		}
 		s.pos++
-		found := false
-		for !found {
+		for {
 			s.skipWS()
 			if s.peek() == '}' {
 				return fmt.Errorf("no %q key", want)
 			}
-			if s.peek() != '"' {
-				return errors.New("want a key")
-			}
-			key, err := s.str()
+			key, err := s.key()
 			if err != nil {
 				return err
 			}
-			s.skipWS()
-			if s.peek() != ':' {
-				return errors.New("want ':'")
-			}
-			s.pos++
-			s.skipWS()
 			if key == want {
-				found = true
 				break
 			}
 			if err := s.skipValue(0); err != nil {
 				return err
 			}
-			s.skipWS()
-			switch s.peek() {
-			case ',':
-				s.pos++
-			case '}':
-				return fmt.Errorf("no %q key", want)
-			default:
+			more, ok := s.next('}')
+			if !ok {
 				return errors.New("want ',' or '}'")
+			}
+			if !more {
+				return fmt.Errorf("no %q key", want)
 			}
 		}
 	}
