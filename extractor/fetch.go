@@ -14,22 +14,20 @@ import (
 
 func runFetch(ctx context.Context, f *cli.Flags, args []string) int {
 	var (
-		cfg             Config
-		dataset, format string
-		force, dryRun   bool
+		cfg           Config
+		d             feed.Dataset
+		format        string
+		force, dryRun bool
 	)
 	cfg.bind(f)
-	f.String(&dataset, "dataset", "", "", "dataset to fetch: lots or availability (required)")
+	f.Dataset(&d, "dataset to fetch: `lots|availability`")
+	f.Require("dataset")
 	f.String(&format, "format", "", "json", "endpoint: json (paged, the default) or csv (the whole-file download)")
 	f.Bool(&force, "force", "", false, "store and enqueue lots even when unchanged since the last stored snapshot")
 	f.Bool(&dryRun, "dry-run", "", false, "fetch and validate, print what would be stored, write nothing")
 	log, err := f.Start(args, &cfg)
 	if err != nil {
 		return f.UsageError(err)
-	}
-	d, err := feed.ParseDataset(dataset)
-	if err != nil {
-		return f.UsageError(fmt.Errorf("-dataset: %w", err))
 	}
 	fm, err := feed.ParseFormat(format)
 	if err != nil {

@@ -59,7 +59,7 @@ func TestFetchPingsLikeTheOriginal(t *testing.T) {
 	fetch := func(want int, args ...string) {
 		t.Helper()
 		var out, errb bytes.Buffer
-		if code := run(context.Background(), append([]string{"fetch"}, args...), &out, &errb, env); code != want {
+		if code := program().Run(context.Background(), append([]string{"fetch"}, args...), &out, &errb, env); code != want {
 			t.Fatalf("fetch %v: exit %d, want %d\n%s", args, code, want, errb.String())
 		}
 	}
@@ -85,7 +85,7 @@ func TestFetchPingsLikeTheOriginal(t *testing.T) {
 func TestFetchRefusesAnUnknownLogLevel(t *testing.T) {
 	var out, errb bytes.Buffer
 	env := fetchEnv(t.TempDir(), "http://127.0.0.1:1", "", "")
-	if code := run(context.Background(), []string{"fetch", "-dataset", "lots", "-log-level", "fo"}, &out, &errb, env); code != 1 {
+	if code := program().Run(context.Background(), []string{"fetch", "-dataset", "lots", "-log-level", "fo"}, &out, &errb, env); code != 1 {
 		t.Fatalf("exit %d, want 1", code)
 	}
 	if !strings.Contains(errb.String(), `log level "fo"`) {

@@ -2,25 +2,12 @@
 // raw snapshot, and enqueues a message for the loader. It never touches the database.
 package main
 
-import (
-	"context"
-	"io"
-	"os"
-	"os/signal"
-	"syscall"
-
-	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
-)
+import "github.com/parking-newtaipei/parking-newtaipei/shared/cli"
 
 // version is stamped at build time (-ldflags "-X main.version=...").
 var version = "dev"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
-	stop()
-	os.Exit(code)
-}
+func main() { program().Main() }
 
 func program() cli.Program {
 	return cli.Program{
@@ -33,9 +20,4 @@ func program() cli.Program {
 		},
 		Footer: "Exit codes: 0 ok, 1 error, 2 skipped (lots unchanged).",
 	}
-}
-
-// run is main without the process: tests call it.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
-	return program().Run(ctx, args, stdout, stderr, env)
 }

@@ -42,24 +42,22 @@ type ReplaySummary struct {
 func runReplay(ctx context.Context, f *cli.Flags, args []string) int {
 	var (
 		cfg                   Config
-		dataset, fromS, toS   string
+		d                     feed.Dataset
+		fromS, toS            string
 		dryRun                bool
 		concurrency, logEvery int
 	)
 	cfg.bind(f)
-	f.String(&dataset, "dataset", "", "", "dataset to replay: lots or availability (required)")
-	f.String(&fromS, "from", "", "", "first fetch time (inclusive): RFC 3339, or a Taipei date or minute (required)")
+	f.Dataset(&d, "dataset to replay: `lots|availability`")
+	f.String(&fromS, "from", "", "", "first fetch time (inclusive): RFC 3339, or a Taipei date or minute")
 	f.String(&toS, "to", "", "", "end of the range (exclusive), same forms (default: now)")
 	f.Bool(&dryRun, "dry-run", "", false, "list the snapshots that would be enqueued; read and send nothing")
 	f.Int(&concurrency, "concurrency", "", 8, "concurrent snapshot reads")
 	f.Int(&logEvery, "log-every", "", 500, "log progress every this many messages")
+	f.Require("dataset", "from")
 	log, err := f.Start(args, &cfg)
 	if err != nil {
 		return f.UsageError(err)
-	}
-	d, err := feed.ParseDataset(dataset)
-	if err != nil {
-		return f.UsageError(fmt.Errorf("-dataset: %w", err))
 	}
 	from, to, err := cli.ParseRange(fromS, toS, time.Now())
 	if err != nil {

@@ -31,12 +31,13 @@ func runBackfill(ctx context.Context, f *cli.Flags, args []string) int {
 	cfg.bindDB(f)
 	f.Store(&cfg.Store) // a backfill never touches the queue
 	f.String(&bf.dataset, "dataset", "", "all", "dataset to apply: lots, availability or all")
-	f.String(&bf.from, "from", "", "", "first fetch time (inclusive): RFC 3339, or a Taipei date or minute (required)")
+	f.String(&bf.from, "from", "", "", "first fetch time (inclusive): RFC 3339, or a Taipei date or minute")
 	f.String(&bf.to, "to", "", "", "end of the range (exclusive), same forms (default: now)")
 	f.Int(&bf.concurrency, "concurrency", "", backfill.DefaultConcurrency, "concurrent downloads and parses")
 	f.Int(&bf.batch, "batch", "", backfill.DefaultBatchSize, "snapshots applied per transaction")
 	cfg.bindAllowMassDelete(f)
 	f.String(&bf.progress, "progress", "", "auto", "progress display: auto (a bar on a terminal, else log lines), bar or log")
+	f.Require("from")
 	log, err := f.Start(args, &cfg)
 	if err != nil {
 		return f.UsageError(err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
@@ -18,13 +17,11 @@ func runBackup(ctx context.Context, f *cli.Flags, args []string) int {
 		out string
 	)
 	cfg.bindDB(f)
-	f.String(&out, "out", "", "", "file to write the backup to (required; replaced atomically)")
+	f.String(&out, "out", "", "", "file to write the backup to (replaced atomically)")
+	f.Require("out")
 	log, err := f.Start(args, &cfg)
 	if err != nil {
 		return f.UsageError(err)
-	}
-	if out == "" {
-		return f.UsageError(errors.New("-out is required"))
 	}
 	db, code, ok := openAlone(ctx, f, cfg, log,
 		"A running loader backs itself up: set its -backup-dir (PARKING_BACKUP_DIR).", sqlite.Options{})

@@ -43,11 +43,12 @@ type Flags struct {
 	*flag.FlagSet
 	Stdout, Stderr io.Writer
 
-	env     Env
-	errs    []error
-	summary string  // one line saying what the command does
-	args    string  // the positional arguments of the usage line
-	level   *string // bound by LogLevel
+	env      Env
+	errs     []error
+	summary  string   // one line saying what the command does
+	args     string   // the positional arguments of the usage line
+	level    *string  // bound by LogLevel
+	required []string // flags Start refuses to leave empty
 }
 
 // NewFlags starts the flag set of the command name ("loader serve").
@@ -120,12 +121,28 @@ func (f *Flags) lookup(env string) string {
 	return strings.TrimSpace(f.env(env))
 }
 
-// Parse parses args and reports bad environment values too.
+// Require marks flags, already bound, that a command cannot run without:
+// Start refuses to leave them empty, and the usage says so.
+func (f *Flags) Require(names ...string) {
+	for _, name := range names {
+		f.Lookup(name).Usage += " (required)"
+		f.required = append(f.required, name)
+	}
+}
+
+// Parse parses args and reports bad environment values and missing
+// required flags too.
 func (f *Flags) Parse(args []string) error {
 	if err := f.FlagSet.Parse(args); err != nil {
 		return err
 	}
-	return errors.Join(f.errs...)
+	errs := f.errs
+	for _, name := range f.required {
+		if f.Lookup(name).Value.String() == "" {
+			errs = append(errs, fmt.Errorf("-%s is required", name))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Env returns the environment the flags were bound from.

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // Command is one subcommand of a binary. Run binds its flags on f, starts
@@ -24,6 +27,16 @@ type Program struct {
 	Commands map[string]Command
 	// Footer ends the usage text (the exit codes, for example).
 	Footer string
+}
+
+// Main runs the program as the process: with its arguments, environment and
+// output streams, until SIGINT or SIGTERM cancels the context, exiting with
+// the command's code.
+func (p Program) Main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := p.Run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
 }
 
 // Run runs the subcommand named by args[0], or prints the usage or version.

@@ -1,7 +1,10 @@
 package cli
 
 // This file binds the settings both binaries have, each once, with the
-// name, environment variable and default of the README's configuration table.
+// name, environment variable and default of the README's configuration
+// table, and the flags that name a dataset.
+
+import "github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 
 // Defaults of the shared settings: the local layout under ./data.
 const (
@@ -38,4 +41,27 @@ func (f *Flags) LogLevel(p *string) {
 func (f *Flags) Healthchecks(lots, availability *string) {
 	*lots = f.lookup("HEALTHCHECK_PARKING_URL")
 	*availability = f.lookup("HEALTHCHECK_AVAILABILITY_URL")
+}
+
+// Dataset binds -dataset to p: one dataset, checked as it is parsed.
+func (f *Flags) Dataset(p *feed.Dataset, usage string) {
+	f.Var(datasetValue{p}, "dataset", usage)
+}
+
+type datasetValue struct{ p *feed.Dataset }
+
+func (v datasetValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return string(*v.p)
+}
+
+func (v datasetValue) Set(s string) error {
+	d, err := feed.ParseDataset(s)
+	if err != nil {
+		return err
+	}
+	*v.p = d
+	return nil
 }
