@@ -14,9 +14,10 @@ type Config struct {
 	Queue       string
 	FeedBaseURL string
 	LogLevel    string
-	// Healthcheck ping URLs (healthchecks.io style), per dataset.
-	PingLots         string
-	PingAvailability string
+	// Healthcheck ping URLs (healthchecks.io style), per dataset. Never
+	// logged: anyone with one can report the job healthy.
+	PingLots         string `json:"-"`
+	PingAvailability string `json:"-"`
 }
 
 // bind registers the settings every extractor command shares.

@@ -92,3 +92,20 @@ func TestFetchRefusesAnUnknownLogLevel(t *testing.T) {
 		t.Fatalf("error does not name the level: %s", errb.String())
 	}
 }
+
+// -log-level debug logs the effective configuration, as the original's
+// --debug printed it, but never the healthcheck ping URLs.
+func TestDebugLogsTheConfigurationButNotThePingURLs(t *testing.T) {
+	fd := feedtest.NewServer(t)
+	var out, errb bytes.Buffer
+	env := fetchEnv(t.TempDir(), fd.URL, "https://hc-ping.example/secret-lots", "https://hc-ping.example/secret-availability")
+	if code := program().Run(context.Background(), []string{"fetch", "-dataset", "lots", "-dry-run", "-log-level", "debug"}, &out, &errb, env); code != 0 {
+		t.Fatalf("exit %d\n%s", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), `"msg":"effective configuration"`) || !strings.Contains(errb.String(), fd.URL) {
+		t.Fatalf("no effective configuration in the debug log:\n%s", errb.String())
+	}
+	if strings.Contains(errb.String(), "secret") {
+		t.Fatalf("a ping URL reached the log:\n%s", errb.String())
+	}
+}

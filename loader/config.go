@@ -39,10 +39,11 @@ type Config struct {
 	BackupEvery time.Duration
 	BackupKeep  int
 
-	// local only: the feed, and the healthcheck ping URLs of its jobs.
+	// local only: the feed, and the healthcheck ping URLs of its jobs (never
+	// logged: anyone with one can report the job healthy).
 	FeedBaseURL      string
-	PingLots         string
-	PingAvailability string
+	PingLots         string `json:"-"`
+	PingAvailability string `json:"-"`
 }
 
 // bindDB registers the settings of every command that opens the database.
