@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
@@ -14,32 +12,27 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/ops/healthping"
 )
 
-func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
+func runFetch(ctx context.Context, f *cli.Flags, args []string) int {
 	var (
-		cfg             Config
-		dataset, format string
-		force, dryRun   bool
+		cfg           Config
+		d             feed.Dataset
+		format        string
+		force, dryRun bool
 	)
-	f := cli.NewFlags("extractor fetch", env, stderr)
 	cfg.bind(f)
-	f.String(&dataset, "dataset", "", "", "dataset to fetch: lots or availability (required)")
+	f.Dataset(&d, "dataset to fetch: `lots|availability`")
+	f.Require("dataset")
 	f.String(&format, "format", "", "json", "endpoint: json (paged, the default) or csv (the whole-file download)")
 	f.Bool(&force, "force", "", false, "store and enqueue lots even when unchanged since the last stored snapshot")
 	f.Bool(&dryRun, "dry-run", "", false, "fetch and validate, print what would be stored, write nothing")
-	log, err := cfg.parse(f, args, stderr)
+	log, err := f.Start(args, &cfg)
 	if err != nil {
-		return usageError(stderr, err)
-	}
-	d, err := feed.ParseDataset(dataset)
-	if err != nil {
-		return usageError(stderr, fmt.Errorf("-dataset: %w", err))
+		return f.UsageError(err)
 	}
 	fm, err := feed.ParseFormat(format)
 	if err != nil {
-		return usageError(stderr, fmt.Errorf("-format: %w", err))
+		return f.UsageError(fmt.Errorf("-format: %w", err))
 	}
-	// The original project's --debug printed the effective configuration.
-	log.Debug("effective configuration", "config", cfg)
 	pingURL := cfg.PingAvailability
 	if d == feed.Lots {
 		pingURL = cfg.PingLots
@@ -49,7 +42,7 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	res, err := fetchOnce(ctx, cfg, log, extract.Request{Dataset: d, Format: fm, Force: force, DryRun: dryRun})
 	switch {
 	case errors.Is(err, extract.ErrUnchanged):
-		printJSON(stdout, res)
+		cli.PrintJSON(f.Stdout, res)
 		if !dryRun {
 			pinger.Ping(ctx, pingURL, false, "lots unchanged; skipped")
 		}
@@ -61,7 +54,7 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		}
 		return cli.ExitError
 	}
-	printJSON(stdout, res)
+	cli.PrintJSON(f.Stdout, res)
 	if dryRun {
 		log.Info("dry run: nothing stored", "dataset", string(d), "key", res.Key, "rows", res.Rows, "size", res.Size)
 		return cli.ExitOK
@@ -93,10 +86,4 @@ func fetchOnce(ctx context.Context, cfg Config, log *slog.Logger, req extract.Re
 		job.Queue = q
 	}
 	return job.Run(ctx, req)
-}
-
-func printJSON(w io.Writer, v any) {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
 }

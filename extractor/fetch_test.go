@@ -59,7 +59,7 @@ func TestFetchPingsLikeTheOriginal(t *testing.T) {
 	fetch := func(want int, args ...string) {
 		t.Helper()
 		var out, errb bytes.Buffer
-		if code := run(context.Background(), append([]string{"fetch"}, args...), &out, &errb, env); code != want {
+		if code := program().Run(context.Background(), append([]string{"fetch"}, args...), &out, &errb, env); code != want {
 			t.Fatalf("fetch %v: exit %d, want %d\n%s", args, code, want, errb.String())
 		}
 	}
@@ -85,10 +85,27 @@ func TestFetchPingsLikeTheOriginal(t *testing.T) {
 func TestFetchRefusesAnUnknownLogLevel(t *testing.T) {
 	var out, errb bytes.Buffer
 	env := fetchEnv(t.TempDir(), "http://127.0.0.1:1", "", "")
-	if code := run(context.Background(), []string{"fetch", "-dataset", "lots", "-log-level", "fo"}, &out, &errb, env); code != 1 {
+	if code := program().Run(context.Background(), []string{"fetch", "-dataset", "lots", "-log-level", "fo"}, &out, &errb, env); code != 1 {
 		t.Fatalf("exit %d, want 1", code)
 	}
 	if !strings.Contains(errb.String(), `log level "fo"`) {
 		t.Fatalf("error does not name the level: %s", errb.String())
+	}
+}
+
+// -log-level debug logs the effective configuration, as the original's
+// --debug printed it, but never the healthcheck ping URLs.
+func TestDebugLogsTheConfigurationButNotThePingURLs(t *testing.T) {
+	fd := feedtest.NewServer(t)
+	var out, errb bytes.Buffer
+	env := fetchEnv(t.TempDir(), fd.URL, "https://hc-ping.example/secret-lots", "https://hc-ping.example/secret-availability")
+	if code := program().Run(context.Background(), []string{"fetch", "-dataset", "lots", "-dry-run", "-log-level", "debug"}, &out, &errb, env); code != 0 {
+		t.Fatalf("exit %d\n%s", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), `"msg":"effective configuration"`) || !strings.Contains(errb.String(), fd.URL) {
+		t.Fatalf("no effective configuration in the debug log:\n%s", errb.String())
+	}
+	if strings.Contains(errb.String(), "secret") {
+		t.Fatalf("a ping URL reached the log:\n%s", errb.String())
 	}
 }

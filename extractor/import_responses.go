@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
@@ -29,20 +28,19 @@ type SkippedExchange struct {
 	Reason string `json:"reason"`
 }
 
-func runImportResponses(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
+func runImportResponses(ctx context.Context, f *cli.Flags, args []string) int {
 	var (
 		cfg     Config
 		enqueue bool
 	)
-	f := cli.NewFlags("extractor import-responses", env, stderr)
 	cfg.bind(f)
 	f.Bool(&enqueue, "enqueue", "", false, "enqueue each stored snapshot for the running loader (else leave them for 'loader backfill')")
-	log, err := cfg.parse(f, args, stderr)
+	log, err := f.Start(args, &cfg)
 	if err != nil {
-		return usageError(stderr, err)
+		return f.UsageError(err)
 	}
 	if f.NArg() != 1 {
-		return usageError(stderr, errors.New("usage: extractor import-responses [-enqueue] DIR (the original's data/responses)"))
+		return f.UsageError(errors.New("want one argument: DIR, the original's data/responses"))
 	}
 	st, err := cli.OpenStore(ctx, cfg.Store, cli.BackendOptions{Logger: log})
 	if err != nil {
@@ -58,7 +56,7 @@ func runImportResponses(ctx context.Context, args []string, stdout, stderr io.Wr
 		defer q.Close()
 	}
 	sum, err := importResponses(ctx, f.Arg(0), st, q, log)
-	printJSON(stdout, sum)
+	cli.PrintJSON(f.Stdout, sum)
 	if err != nil {
 		log.Error("import-responses stopped; run it again to continue (stored snapshots are not stored twice)", "err", err)
 		return cli.ExitError

@@ -69,7 +69,7 @@ func TestImportResponses(t *testing.T) {
 	in.env = map[string]string{"PARKING_STORE": in.storeURL, "PARKING_QUEUE": in.queueURL}
 	imp := func() ImportResponsesSummary {
 		var stdout, stderr bytes.Buffer
-		code := runImportResponses(context.Background(), []string{"-enqueue", responses}, &stdout, &stderr, func(k string) string { return in.env[k] })
+		code := program().Run(context.Background(), []string{"import-responses", "-enqueue", responses}, &stdout, &stderr, func(k string) string { return in.env[k] })
 		if code != 0 {
 			t.Fatalf("exit %d\n%s", code, stderr.String())
 		}

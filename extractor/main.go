@@ -2,40 +2,22 @@
 // raw snapshot, and enqueues a message for the loader. It never touches the database.
 package main
 
-import (
-	"context"
-	"io"
-	"os"
-	"os/signal"
-	"syscall"
-
-	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
-)
+import "github.com/parking-newtaipei/parking-newtaipei/shared/cli"
 
 // version is stamped at build time (-ldflags "-X main.version=...").
 var version = "dev"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
-	stop()
-	os.Exit(code)
-}
+func main() { program().Main() }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
+func program() cli.Program {
 	return cli.Program{
 		Name:    "extractor",
 		Version: version,
 		Commands: map[string]cli.Command{
 			"fetch":            {Summary: "fetch one dataset, store the snapshot, enqueue it", Run: runFetch},
 			"replay":           {Summary: "enqueue stored snapshots of a time range again", Run: runReplay},
-			"import-responses": {Summary: "turn the original project's saved responses into snapshots", Run: runImportResponses},
+			"import-responses": {Summary: "turn the original project's saved responses into snapshots", Args: "DIR", Run: runImportResponses},
 		},
 		Footer: "Exit codes: 0 ok, 1 error, 2 skipped (lots unchanged).",
-	}.Run(ctx, args, stdout, stderr, env)
-}
-
-func usageError(stderr io.Writer, err error) int {
-	io.WriteString(stderr, "extractor: "+err.Error()+"\n")
-	return cli.ExitError
+	}
 }

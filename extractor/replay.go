@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
@@ -37,47 +36,32 @@ type ReplaySummary struct {
 	ResumeFrom time.Time `json:"resume_from,omitzero"`
 }
 
-func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
+func runReplay(ctx context.Context, f *cli.Flags, args []string) int {
 	var (
 		cfg                   Config
-		dataset, fromS, toS   string
+		d                     feed.Dataset
+		fromS, toS            string
 		dryRun                bool
 		concurrency, logEvery int
 	)
-	f := cli.NewFlags("extractor replay", env, stderr)
 	cfg.bind(f)
-	f.String(&dataset, "dataset", "", "", "dataset to replay: lots or availability (required)")
-	f.String(&fromS, "from", "", "", "first fetch time (inclusive): RFC 3339, or a Taipei date or minute (required)")
+	f.Dataset(&d, "dataset to replay: `lots|availability`")
+	f.String(&fromS, "from", "", "", "first fetch time (inclusive): RFC 3339, or a Taipei date or minute")
 	f.String(&toS, "to", "", "", "end of the range (exclusive), same forms (default: now)")
 	f.Bool(&dryRun, "dry-run", "", false, "list the snapshots that would be enqueued; read and send nothing")
 	f.Int(&concurrency, "concurrency", "", 8, "concurrent snapshot reads")
 	f.Int(&logEvery, "log-every", "", 500, "log progress every this many messages")
-	log, err := cfg.parse(f, args, stderr)
+	f.Require("dataset", "from")
+	log, err := f.Start(args, &cfg)
 	if err != nil {
-		return usageError(stderr, err)
+		return f.UsageError(err)
 	}
-	d, err := feed.ParseDataset(dataset)
+	from, to, err := cli.ParseRange(fromS, toS, time.Now())
 	if err != nil {
-		return usageError(stderr, fmt.Errorf("-dataset: %w", err))
-	}
-	if fromS == "" {
-		return usageError(stderr, errors.New("-from is required"))
-	}
-	from, err := cli.ParseTime(fromS)
-	if err != nil {
-		return usageError(stderr, fmt.Errorf("-from: %w", err))
-	}
-	to := time.Now()
-	if toS != "" {
-		if to, err = cli.ParseTime(toS); err != nil {
-			return usageError(stderr, fmt.Errorf("-to: %w", err))
-		}
-	}
-	if !from.Before(to) {
-		return usageError(stderr, fmt.Errorf("-from %s is not before -to %s", fromS, to.Format(time.RFC3339)))
+		return f.UsageError(err)
 	}
 	if concurrency < 1 || logEvery < 1 {
-		return usageError(stderr, errors.New("-concurrency and -log-every must be at least 1"))
+		return f.UsageError(errors.New("-concurrency and -log-every must be at least 1"))
 	}
 
 	st, err := cli.OpenStore(ctx, cfg.Store, cli.BackendOptions{Logger: log})
@@ -90,7 +74,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer, env
 	if dryRun {
 		err = snapshot.List(ctx, st, []feed.Dataset{d}, from, to, func(l snapshot.Listed) error {
 			r.sum.Listed++
-			fmt.Fprintf(stdout, "%s\t%d\t%s\n", l.Key, l.Size, l.Info.FetchedAt.Format(time.RFC3339))
+			fmt.Fprintf(f.Stdout, "%s\t%d\t%s\n", l.Key, l.Size, l.Info.FetchedAt.Format(time.RFC3339))
 			return nil
 		})
 	} else {
@@ -103,7 +87,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer, env
 		r.queue = q
 		err = r.run(ctx, d, from, to)
 	}
-	printJSON(stdout, r.sum)
+	cli.PrintJSON(f.Stdout, r.sum)
 	switch {
 	case err != nil:
 		log.Error("replay stopped", "err", err, "enqueued", r.sum.Enqueued, "last_key", r.sum.LastKey,

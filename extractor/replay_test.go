@@ -6,24 +6,24 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/internal/awstest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/consumetest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/snapshottest"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/sqlitequeue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/sqsqueue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store/filestore"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store/s3store"
 )
 
-var replayStart = time.Date(2026, 11, 26, 23, 0, 0, 0, time.FixedZone("Asia/Taipei", 8*3600))
+var replayStart = time.Date(2026, 11, 26, 23, 0, 0, 0, clock.Taipei)
 
 const replayInterval = 10 * time.Minute
 
@@ -52,7 +52,7 @@ func newInstall(t *testing.T, n int) *install {
 func (in *install) replay(t *testing.T, args ...string) (ReplaySummary, string, int) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := runReplay(context.Background(), args, &stdout, &stderr, func(k string) string { return in.env[k] })
+	code := program().Run(context.Background(), append([]string{"replay"}, args...), &stdout, &stderr, func(k string) string { return in.env[k] })
 	var s ReplaySummary
 	out := stdout.String()
 	if i := strings.Index(out, "{"); i >= 0 {
@@ -71,11 +71,6 @@ func (in *install) replay(t *testing.T, args ...string) (ReplaySummary, string, 
 func (in *install) drain(t *testing.T) []snapshot.Result {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, in.db, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	q, err := sqlitequeue.Open(ctx, strings.TrimPrefix(in.queueURL, "sqlite://"), sqlitequeue.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -85,16 +80,7 @@ func (in *install) drain(t *testing.T) []snapshot.Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var results []snapshot.Result
-	err = consume.Run(ctx, consume.Config{Queue: q, Store: st, DB: db, Drain: true, Wait: 50 * time.Millisecond,
-		OnEvent: func(e consume.Event) {
-			if e.Kind == consume.Applied && e.Result != nil {
-				mu.Lock()
-				results = append(results, *e.Result)
-				mu.Unlock()
-			}
-		}})
+	results, err := consumetest.Drain(ctx, in.db, consume.Config{Queue: q, Store: st, Wait: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

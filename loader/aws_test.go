@@ -16,6 +16,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/parking-newtaipei/parking-newtaipei/internal/awstest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/consumetest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/feedtest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/logtest"
@@ -24,7 +25,6 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/sqsqueue"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store/s3store"
 )
@@ -111,19 +111,15 @@ func TestEndToEndThroughS3AndSQS(t *testing.T) {
 	}
 }
 
-// consumer runs the consume loop in this process against SQS and S3.
-func (a *awsPipeline) consumer(t *testing.T, q queue.Queue, st store.Store, dbPath string, cfg consume.Config) error {
-	t.Helper()
-	db, err := sqlite.Open(context.Background(), dbPath, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	cfg.Queue, cfg.Store, cfg.DB = q, st, db
+// consumer drains q into the pipeline's database in this process, reading
+// the snapshots through st.
+func (a *awsPipeline) consumer(q queue.Queue, st store.Store, cfg consume.Config) error {
+	cfg.Queue, cfg.Store = q, st
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	return consume.Run(context.Background(), cfg)
+	_, err := consumetest.Drain(context.Background(), a.db(), cfg)
+	return err
 }
 
 // publish fetches one dataset from the fixture feed into S3 and SQS in process.
@@ -147,7 +143,7 @@ func TestSQSRedeliveryAppliesOnce(t *testing.T) {
 	q := a.queue(t)
 	a.publish(t, q, feed.Availability)
 
-	if err := a.consumer(t, &failingDelete{Queue: q}, a.store, a.db(), consume.Config{Drain: true, Wait: time.Second, Visibility: 2 * time.Second}); err != nil {
+	if err := a.consumer(&failingDelete{Queue: q}, a.store, consume.Config{Wait: time.Second, Visibility: 2 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	before := dbtest.Dump(t, a.db())
@@ -156,7 +152,7 @@ func TestSQSRedeliveryAppliesOnce(t *testing.T) {
 	}
 	// The drain's long poll (5 s) outlasts the 2 s visibility: it sees the redelivery.
 	var logs logtest.Buffer
-	if err := a.consumer(t, q, a.store, a.db(), consume.Config{Drain: true, Wait: 5 * time.Second, Visibility: 2 * time.Second,
+	if err := a.consumer(q, a.store, consume.Config{Wait: 5 * time.Second, Visibility: 2 * time.Second,
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil))}); err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +177,7 @@ func TestSQSHeartbeatKeepsSlowWorkFromASecondConsumer(t *testing.T) {
 	slow := &slowStore{Store: a.store, entered: make(chan struct{}), release: make(chan struct{})}
 	done := make(chan error, 1)
 	go func() {
-		done <- a.consumer(t, q, slow, a.db(), consume.Config{Drain: true, Wait: time.Second, Visibility: 2 * time.Second})
+		done <- a.consumer(q, slow, consume.Config{Wait: time.Second, Visibility: 2 * time.Second})
 	}()
 	<-slow.entered // the first consumer holds the message and is stuck reading it
 
@@ -231,7 +227,7 @@ func TestSQSPoisonGoesToTheDeadLetterQueue(t *testing.T) {
 	if err := q.Send(context.Background(), append(poison, mustEncodeMsg(t, msg))...); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.consumer(t, q, a.store, a.db(), consume.Config{Drain: true, Wait: time.Second}); err != nil {
+	if err := a.consumer(q, a.store, consume.Config{Wait: time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	if n := dbtest.Count(t, a.db(), "snapshots", "key = ? AND outcome = 'applied'", good.Key); n != 1 {

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"runtime/debug"
 	"time"
@@ -25,64 +23,58 @@ type backfillFlags struct {
 	progress    string
 }
 
-// bindStore registers only the store flag: a backfill never touches the queue.
-func (c *Config) bindStore(f *cli.Flags) {
-	f.String(&c.Store, "store", "PARKING_STORE", "file://./data/snapshots", "snapshot store URL: file://DIR or s3://BUCKET/PREFIX")
-}
-
-func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
+func runBackfill(ctx context.Context, f *cli.Flags, args []string) int {
 	var (
 		cfg Config
 		bf  backfillFlags
 	)
-	f := cli.NewFlags("loader backfill", env, stderr)
-	cfg.bindCommon(f)
-	cfg.bindStore(f)
+	cfg.bindDB(f)
+	f.Store(&cfg.Store) // a backfill never touches the queue
 	f.String(&bf.dataset, "dataset", "", "all", "dataset to apply: lots, availability or all")
-	f.String(&bf.from, "from", "", "", "first fetch time (inclusive): RFC 3339, or a Taipei date or minute (required)")
+	f.String(&bf.from, "from", "", "", "first fetch time (inclusive): RFC 3339, or a Taipei date or minute")
 	f.String(&bf.to, "to", "", "", "end of the range (exclusive), same forms (default: now)")
 	f.Int(&bf.concurrency, "concurrency", "", backfill.DefaultConcurrency, "concurrent downloads and parses")
 	f.Int(&bf.batch, "batch", "", backfill.DefaultBatchSize, "snapshots applied per transaction")
-	f.Bool(&cfg.AllowMassDelete, "allow-mass-delete", "PARKING_ALLOW_MASS_DELETE", false, "apply lots snapshots that soft-delete more than half of the active lots")
+	cfg.bindAllowMassDelete(f)
 	f.String(&bf.progress, "progress", "", "auto", "progress display: auto (a bar on a terminal, else log lines), bar or log")
-	log, err := cfg.parse(f, args, stderr)
+	f.Require("from")
+	log, err := f.Start(args, &cfg)
 	if err != nil {
-		return usageError(stderr, err)
+		return f.UsageError(err)
 	}
 	datasets, err := parseDatasets(bf.dataset)
 	if err != nil {
-		return usageError(stderr, fmt.Errorf("-dataset: %w", err))
+		return f.UsageError(fmt.Errorf("-dataset: %w", err))
 	}
-	from, to, err := parseRange(bf.from, bf.to, time.Now())
+	from, to, err := cli.ParseRange(bf.from, bf.to, time.Now())
 	if err != nil {
-		return usageError(stderr, err)
+		return f.UsageError(err)
 	}
 	if bf.concurrency < 1 || bf.batch < 1 {
-		return usageError(stderr, errors.New("-concurrency and -batch must be at least 1"))
+		return f.UsageError(errors.New("-concurrency and -batch must be at least 1"))
 	}
 	var terminal bool
 	switch bf.progress {
 	case "auto":
-		terminal = backfill.IsTerminal(stderr)
+		terminal = backfill.IsTerminal(f.Stderr)
 	case "bar":
 		terminal = true
 	case "log":
 	default:
-		return usageError(stderr, fmt.Errorf("-progress %q: want auto, bar or log", bf.progress))
+		return f.UsageError(fmt.Errorf("-progress %q: want auto, bar or log", bf.progress))
 	}
-	if env("GOMEMLIMIT") == "" {
+	if f.Env()("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(backfill.DefaultMemoryLimit)
 	}
 
 	sum, err := runBackfillWith(ctx, cfg, log, backfill.Config{
 		Logger: log, Datasets: datasets, Concurrency: bf.concurrency, BatchSize: bf.batch,
-		AllowMassDelete: cfg.AllowMassDelete, Progress: stderr, Terminal: terminal,
+		AllowMassDelete: cfg.AllowMassDelete, Progress: f.Stderr, Terminal: terminal,
 	}, from, to)
 	if errors.Is(err, sqlite.ErrLocked) {
-		fmt.Fprintf(stderr, "loader backfill: refused: %v\nA backfill writes the database directly and must be its only writer: stop the running loader first, or use 'extractor replay' to apply the range through it.\n", err)
-		return cli.ExitSkipped
+		return refuse(f, err, "A backfill writes the database directly and must be its only writer: stop the running loader first, or use 'extractor replay' to apply the range through it.")
 	}
-	printJSON(stdout, sum)
+	cli.PrintJSON(f.Stdout, sum)
 	if err != nil {
 		log.Error("backfill stopped", "err", err, "last_key", sum.LastKey)
 		return cli.ExitError
@@ -124,31 +116,4 @@ func parseDatasets(s string) ([]feed.Dataset, error) {
 		return nil, fmt.Errorf("%w, or \"all\"", err)
 	}
 	return []feed.Dataset{d}, nil
-}
-
-// parseRange reads -from (required) and -to (default now).
-func parseRange(fromS, toS string, now time.Time) (from, to time.Time, err error) {
-	if fromS == "" {
-		return from, to, errors.New("-from is required")
-	}
-	if from, err = cli.ParseTime(fromS); err != nil {
-		return from, to, fmt.Errorf("-from: %w", err)
-	}
-	to = now
-	if toS != "" {
-		if to, err = cli.ParseTime(toS); err != nil {
-			return from, to, fmt.Errorf("-to: %w", err)
-		}
-	}
-	if !from.Before(to) {
-		return from, to, fmt.Errorf("-from %s is not before -to %s", fromS, to.Format(time.RFC3339))
-	}
-	return from, to, nil
-}
-
-// printJSON writes v indented, for people and scripts alike.
-func printJSON(w io.Writer, v any) {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/feedtest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/snapshottest"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/load/backfill"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
@@ -25,7 +26,7 @@ import (
 )
 
 // bfStart is 23:00 Taipei: the range crosses a UTC day.
-var bfStart = time.Date(2026, 11, 26, 23, 0, 0, 0, time.FixedZone("Asia/Taipei", 8*3600))
+var bfStart = time.Date(2026, 11, 26, 23, 0, 0, 0, clock.Taipei)
 
 const bfInterval = 10 * time.Minute
 

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"io"
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
@@ -13,22 +11,19 @@ import (
 // runBackup writes a consistent copy of the database (VACUUM INTO) while no
 // loader runs. A running loader backs itself up with -backup-dir, because it
 // holds the database's exclusive lock.
-func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
+func runBackup(ctx context.Context, f *cli.Flags, args []string) int {
 	var (
 		cfg Config
 		out string
 	)
-	f := cli.NewFlags("loader backup", env, stderr)
-	cfg.bindCommon(f)
-	f.String(&out, "out", "", "", "file to write the backup to (required; replaced atomically)")
-	log, err := cfg.parse(f, args, stderr)
+	cfg.bindDB(f)
+	f.String(&out, "out", "", "", "file to write the backup to (replaced atomically)")
+	f.Require("out")
+	log, err := f.Start(args, &cfg)
 	if err != nil {
-		return usageError(stderr, err)
+		return f.UsageError(err)
 	}
-	if out == "" {
-		return usageError(stderr, errors.New("-out is required"))
-	}
-	db, code, ok := openAlone(ctx, cfg, log, stderr, "backup",
+	db, code, ok := openAlone(ctx, f, cfg, log,
 		"A running loader backs itself up: set its -backup-dir (PARKING_BACKUP_DIR).", sqlite.Options{})
 	if !ok {
 		return code

@@ -2,21 +2,20 @@ package main
 
 import (
 	"context"
-	"io"
-	"log/slog"
-
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"time"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
-
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 )
 
 // Config is the loader's configuration, from flags and the environment.
+// Each command binds the settings it uses; Validate checks those.
 type Config struct {
 	Store    string
 	Queue    string
@@ -42,28 +41,37 @@ type Config struct {
 	BackupEvery time.Duration
 	BackupKeep  int
 
-	// local only.
-	FeedBaseURL string
+	// local only: the feed, and the healthcheck ping URLs of its jobs (never
+	// logged: anyone with one can report the job healthy).
+	FeedBaseURL      string
+	PingLots         string `json:"-"`
+	PingAvailability string `json:"-"`
 }
 
-// bindCommon registers the flags every loader command shares.
-func (c *Config) bindCommon(f *cli.Flags) {
+// bindDB registers the settings of every command that opens the database.
+func (c *Config) bindDB(f *cli.Flags) {
 	f.String(&c.DB, "db", "PARKING_DB", "./data/parking.db", "SQLite database file")
-	f.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	f.LogLevel(&c.LogLevel)
 }
 
-// bindBackends registers the store and queue flags.
-func (c *Config) bindBackends(f *cli.Flags) {
-	f.String(&c.Store, "store", "PARKING_STORE", "file://./data/snapshots", "snapshot store URL: file://DIR or s3://BUCKET/PREFIX")
-	f.String(&c.Queue, "queue", "PARKING_QUEUE", "sqlite://./data/queue.db", "queue URL: sqlite://FILE or an SQS queue URL")
+// bindHTTPAddr registers -http-addr; usage says what the command does with it.
+func (c *Config) bindHTTPAddr(f *cli.Flags, usage string) {
+	f.String(&c.HTTPAddr, "http-addr", "PARKING_HTTP_ADDR", "", usage)
 }
 
-// bindConsume registers the flags of the consume loop.
-func (c *Config) bindConsume(f *cli.Flags) {
-	c.bindBackends(f)
-	f.String(&c.HTTPAddr, "http-addr", "PARKING_HTTP_ADDR", "", "address for /healthz, /readyz and /metrics (off when empty)")
-	f.Bool(&c.WaitLock, "wait-lock", "PARKING_WAIT_LOCK", false, "wait as a standby while another loader holds the database, instead of failing")
+// bindAllowMassDelete registers -allow-mass-delete: every command that applies snapshots has it.
+func (c *Config) bindAllowMassDelete(f *cli.Flags) {
 	f.Bool(&c.AllowMassDelete, "allow-mass-delete", "PARKING_ALLOW_MASS_DELETE", false, "apply lots snapshots that soft-delete more than half of the active lots")
+}
+
+// bindConsume registers the settings of the consume loop (serve and local).
+func (c *Config) bindConsume(f *cli.Flags) {
+	c.bindDB(f)
+	f.Store(&c.Store)
+	f.Queue(&c.Queue)
+	c.bindHTTPAddr(f, "address for /healthz, /readyz and /metrics (off when empty)")
+	f.Bool(&c.WaitLock, "wait-lock", "PARKING_WAIT_LOCK", false, "wait as a standby while another loader holds the database, instead of failing")
+	c.bindAllowMassDelete(f)
 	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", "PARKING_SHUTDOWN_TIMEOUT", consume.DefaultShutdownTimeout, "deadline of a graceful stop (keep it under ECS's stopTimeout)")
 	f.Duration(&c.PollWait, "poll-wait", "PARKING_POLL_WAIT", consume.DefaultWait, "long-poll wait of each receive (at most 20s on SQS)")
 	f.Duration(&c.Visibility, "visibility", "PARKING_VISIBILITY", consume.DefaultVisibility, "visibility timeout of received messages (extended while work is in flight)")
@@ -95,43 +103,37 @@ func (c *Config) Validate() error {
 	if c.BackupDir != "" && (c.BackupEvery < time.Minute || c.BackupKeep < 1) {
 		errs = append(errs, fmt.Errorf("-backup-every %s / -backup-keep %d: at least 1m and 1", c.BackupEvery, c.BackupKeep))
 	}
-	if c.PollWait > 20*time.Second {
-		errs = append(errs, fmt.Errorf("-poll-wait %s: SQS allows at most 20s", c.PollWait))
+	if c.PollWait > queue.MaxWait {
+		errs = append(errs, fmt.Errorf("-poll-wait %s: SQS allows at most %s", c.PollWait, queue.MaxWait))
 	}
 	if c.Visibility != 0 && c.Visibility < 2*time.Second {
 		errs = append(errs, fmt.Errorf("-visibility %s: at least 2s", c.Visibility))
 	}
-	if _, err := cli.NewLogger(io.Discard, c.LogLevel); err != nil {
+	if _, err := cli.ParseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
-// parse parses a command's flags, validates the configuration and returns
-// the command's logger: every command starts the same way.
-func (c *Config) parse(f *cli.Flags, args []string, stderr io.Writer) (*slog.Logger, error) {
-	if err := f.Parse(args); err != nil {
-		return nil, err
-	}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	return cli.NewLogger(stderr, c.LogLevel)
-}
-
 // openAlone opens the database for a command that must have it to itself.
-// A running loader's lock is a refusal, explained with hint, and exit code 2
-// (cli.ExitSkipped); ok is false whenever the command should return code.
-func openAlone(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer, command, hint string, opts sqlite.Options) (db *sqlite.DB, code int, ok bool) {
+// A running loader's lock is a refusal, explained with hint (exit code 2,
+// cli.ExitSkipped); ok is false whenever the command should return code.
+func openAlone(ctx context.Context, f *cli.Flags, cfg Config, log *slog.Logger, hint string, opts sqlite.Options) (db *sqlite.DB, code int, ok bool) {
 	opts.Logger = log
 	db, err := sqlite.Open(ctx, cfg.DB, opts)
 	if errors.Is(err, sqlite.ErrLocked) {
-		fmt.Fprintf(stderr, "loader %s: refused: %v\n%s\n", command, err, hint)
-		return nil, cli.ExitSkipped, false
+		return nil, refuse(f, err, hint), false
 	}
 	if err != nil {
-		log.Error(command, "db", cfg.DB, "err", err)
+		log.Error(f.Name(), "db", cfg.DB, "err", err)
 		return nil, cli.ExitError, false
 	}
 	return db, cli.ExitOK, true
+}
+
+// refuse explains that a running loader holds the database, and what to do
+// instead (hint), and returns exit code 2.
+func refuse(f *cli.Flags, err error, hint string) int {
+	fmt.Fprintf(f.Stderr, "%s: refused: %v\n%s\n", f.Name(), err, hint)
+	return cli.ExitSkipped
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"io"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/export"
@@ -12,25 +11,24 @@ import (
 
 // runExport writes one export from the database on demand: the same files
 // the running loader writes after each availability apply, plus the CSV.
-func runExport(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
+func runExport(ctx context.Context, f *cli.Flags, args []string) int {
 	var (
 		cfg    Config
 		format string
 		out    string
 	)
-	f := cli.NewFlags("loader export", env, stderr)
-	cfg.bindCommon(f)
+	cfg.bindDB(f)
 	f.String(&format, "format", "", "json", "json (the original's availability.json), geojson (the active lots) or csv")
 	f.String(&out, "out", "", "", "write to this file, atomically (default: standard output)")
-	log, err := cfg.parse(f, args, stderr)
+	log, err := f.Start(args, &cfg)
 	if err != nil {
-		return usageError(stderr, err)
+		return f.UsageError(err)
 	}
 	fm, err := export.ParseFormat(format)
 	if err != nil {
-		return usageError(stderr, err)
+		return f.UsageError(err)
 	}
-	db, code, ok := openAlone(ctx, cfg, log, stderr, "export",
+	db, code, ok := openAlone(ctx, f, cfg, log,
 		"A running loader holds the database; it writes -latest-json and -geojson after each availability apply.", sqlite.Options{})
 	if !ok {
 		return code
@@ -39,7 +37,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer, env
 	if out != "" {
 		err = export.WriteFile(ctx, db, fm, out)
 	} else {
-		w := bufio.NewWriter(stdout)
+		w := bufio.NewWriter(f.Stdout)
 		err = export.Write(ctx, db, fm, w)
 		if err == nil {
 			err = w.Flush()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
@@ -14,22 +13,22 @@ import (
 // runHealthcheck asks the running loader's /healthz and exits 0 on 200, 1
 // otherwise. It is the ECS container health check: the image has no shell
 // and no curl, so the binary checks itself.
-func runHealthcheck(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
+func runHealthcheck(ctx context.Context, f *cli.Flags, args []string) int {
 	var (
-		addr    string
+		cfg     Config
 		timeout time.Duration
 	)
-	f := cli.NewFlags("loader healthcheck", env, stderr)
-	f.String(&addr, "http-addr", "PARKING_HTTP_ADDR", "", "the running loader's HTTP address")
+	cfg.bindHTTPAddr(f, "the running loader's HTTP address")
 	f.Duration(&timeout, "timeout", "", 3*time.Second, "give up after this long (ECS's own timeout is 5s by default)")
-	if err := f.Parse(args); err != nil {
-		return usageError(stderr, err)
+	// No database, no logger: the answer is the exit code and one line.
+	if _, err := f.Start(args, nil); err != nil {
+		return f.UsageError(err)
 	}
-	if addr == "" {
-		return usageError(stderr, errors.New("healthcheck: -http-addr (PARKING_HTTP_ADDR) is empty: the loader serves no /healthz"))
+	if cfg.HTTPAddr == "" {
+		return f.UsageError(errors.New("-http-addr (PARKING_HTTP_ADDR) is empty: the loader serves no /healthz"))
 	}
-	if err := web.Check(ctx, addr, timeout); err != nil {
-		fmt.Fprintln(stderr, "loader healthcheck:", err)
+	if err := web.Check(ctx, cfg.HTTPAddr, timeout); err != nil {
+		fmt.Fprintln(f.Stderr, "loader healthcheck:", err)
 		return cli.ExitError
 	}
 	return cli.ExitOK

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"path/filepath"
 
@@ -33,30 +32,29 @@ type FileImport struct {
 	legacy.AvailabilityStats
 }
 
-func runImportLegacy(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
+func runImportLegacy(ctx context.Context, f *cli.Flags, args []string) int {
 	var (
 		cfg               Config
 		parkingDB, availD string
 	)
-	f := cli.NewFlags("loader import-legacy", env, stderr)
-	cfg.bindCommon(f)
+	cfg.bindDB(f)
 	f.String(&parkingDB, "parking-db", "", "", "the original's data/db/parking.db")
 	f.String(&availD, "availability-dir", "", "", "the original's data/availability directory (availability_YYYYMM.db files)")
-	log, err := cfg.parse(f, args, stderr)
+	log, err := f.Start(args, &cfg)
 	if err != nil {
-		return usageError(stderr, err)
+		return f.UsageError(err)
 	}
 	if parkingDB == "" && availD == "" {
-		return usageError(stderr, errors.New("give -parking-db, -availability-dir, or both"))
+		return f.UsageError(errors.New("give -parking-db, -availability-dir, or both"))
 	}
-	db, code, ok := openAlone(ctx, cfg, log, stderr, "import-legacy",
+	db, code, ok := openAlone(ctx, f, cfg, log,
 		"Stop the running loader first: the import writes the database directly.", sqlite.Options{})
 	if !ok {
 		return code
 	}
 	defer db.Close()
 	sum, err := importLegacy(ctx, db, log, parkingDB, availD)
-	printJSON(stdout, sum)
+	cli.PrintJSON(f.Stdout, sum)
 	if err != nil {
 		log.Error("import-legacy stopped; run it again to continue (what is imported is skipped)", "err", err)
 		return cli.ExitError

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
 	"sync/atomic"
 	"time"
 
@@ -21,35 +20,32 @@ import (
 // runLocal runs the whole pipeline in one process with no AWS account: the
 // built-in schedule runs the extractor's job, and the loader consumes the
 // same embedded queue. It is the README's first command.
-func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
+func runLocal(ctx context.Context, f *cli.Flags, args []string) int {
 	var (
 		cfg                  Config
 		availabilityEvery    time.Duration
 		lotsHour, lotsMinute int
 	)
-	f := cli.NewFlags("loader local", env, stderr)
-	cfg.bindCommon(f)
 	cfg.bindConsume(f)
-	f.String(&cfg.FeedBaseURL, "feed-base-url", "PARKING_FEED_BASE_URL", "https://data.ntpc.gov.tw", "base URL of the city's open-data platform")
+	f.FeedBaseURL(&cfg.FeedBaseURL)
+	f.Healthchecks(&cfg.PingLots, &cfg.PingAvailability)
 	f.Duration(&availabilityEvery, "availability-every", "PARKING_AVAILABILITY_EVERY", 5*time.Minute, "fetch the live feed this often, aligned to the clock")
 	f.Int(&lotsHour, "lots-hour", "PARKING_LOTS_HOUR", 2, "fetch the lots daily at this hour, Asia/Taipei")
 	f.Int(&lotsMinute, "lots-minute", "PARKING_LOTS_MINUTE", 0, "... and this minute")
-	log, err := cfg.parse(f, args, stderr)
+	log, err := f.Start(args, &cfg)
 	if err != nil {
-		return usageError(stderr, err)
+		return f.UsageError(err)
 	}
 	if availabilityEvery < time.Minute || lotsHour < 0 || lotsHour > 23 || lotsMinute < 0 || lotsMinute > 59 {
-		return usageError(stderr, errors.New("-availability-every must be at least 1m; -lots-hour 0-23; -lots-minute 0-59"))
+		return f.UsageError(errors.New("-availability-every must be at least 1m; -lots-hour 0-23; -lots-minute 0-59"))
 	}
-	// The original project's --debug printed the effective configuration.
-	log.Debug("effective configuration", "config", cfg)
 	l, err := open(ctx, cfg, log)
 	if err != nil {
 		log.Error("loader local", "err", err)
 		return cli.ExitError
 	}
 	defer l.Close()
-	cc, stopObserving, err := l.observe(ctx, stderr)
+	cc, stopObserving, err := l.observe(ctx, f.Stderr)
 	if err != nil {
 		log.Error("loader local", "err", err)
 		return cli.ExitError
@@ -98,14 +94,14 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	// unchanged); lotsTried is when one was last attempted.
 	var lotsOK atomic.Bool
 	var lotsTried atomic.Int64
-	fetchLots := fetchJob(feed.Lots, env("HEALTHCHECK_PARKING_URL"))
+	fetchLots := fetchJob(feed.Lots, cfg.PingLots)
 	lotsJob := func(ctx context.Context) error {
 		lotsTried.Store(clk.Now().UnixNano())
 		err := fetchLots(ctx)
 		lotsOK.Store(err == nil)
 		return err
 	}
-	availabilityJob := fetchJob(feed.Availability, env("HEALTHCHECK_AVAILABILITY_URL"))
+	availabilityJob := fetchJob(feed.Availability, cfg.PingAvailability)
 	g.Go(func() error {
 		schedule.Run(gctx, log, clk,
 			schedule.Job{

@@ -2,27 +2,14 @@
 // queue, reads each snapshot from the store, and applies it idempotently.
 package main
 
-import (
-	"context"
-	"io"
-	"os"
-	"os/signal"
-	"syscall"
-
-	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
-)
+import "github.com/parking-newtaipei/parking-newtaipei/shared/cli"
 
 // version is stamped at build time (-ldflags "-X main.version=...").
 var version = "dev"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
-	stop()
-	os.Exit(code)
-}
+func main() { program().Main() }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
+func program() cli.Program {
 	return cli.Program{
 		Name:    "loader",
 		Version: version,
@@ -37,10 +24,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.E
 			"healthcheck":   {Summary: "exit 0 if the running loader answers /healthz, else 1 (for container health checks)", Run: runHealthcheck},
 		},
 		Footer: "Exit codes: 0 ok, 1 error, 2 the database is held by a running loader (backfill, backup, export, import-legacy, stats without -http-addr).",
-	}.Run(ctx, args, stdout, stderr, env)
-}
-
-func usageError(stderr io.Writer, err error) int {
-	io.WriteString(stderr, "loader: "+err.Error()+"\n")
-	return cli.ExitError
+	}
 }

@@ -21,19 +21,15 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/web"
 )
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
+func runServe(ctx context.Context, f *cli.Flags, args []string) int {
 	var cfg Config
-	f := cli.NewFlags("loader serve", env, stderr)
-	cfg.bindCommon(f)
 	cfg.bindConsume(f)
 	f.Bool(&cfg.Drain, "drain", "", false, "exit 0 once the queue is empty")
-	log, err := cfg.parse(f, args, stderr)
+	log, err := f.Start(args, &cfg)
 	if err != nil {
-		return usageError(stderr, err)
+		return f.UsageError(err)
 	}
-	// The original project's --debug printed the effective configuration.
-	log.Debug("effective configuration", "config", cfg)
-	if err := serve(ctx, cfg, log, stderr); err != nil {
+	if err := serve(ctx, cfg, log, f.Stderr); err != nil {
 		log.Error("loader stopped", "err", err)
 		return cli.ExitError
 	}

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
@@ -13,37 +15,33 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/web"
 )
 
-func runStats(ctx context.Context, args []string, stdout, stderr io.Writer, env cli.Env) int {
+func runStats(ctx context.Context, f *cli.Flags, args []string) int {
 	var (
 		cfg    Config
 		asJSON bool
 	)
-	f := cli.NewFlags("loader stats", env, stderr)
-	cfg.bindCommon(f)
-	f.String(&cfg.HTTPAddr, "http-addr", "PARKING_HTTP_ADDR", "", "a running loader's HTTP address, asked for /stats when it holds the database")
+	cfg.bindDB(f)
+	cfg.bindHTTPAddr(f, "a running loader's HTTP address, asked for /stats when it holds the database")
 	f.Bool(&asJSON, "json", "", false, "print JSON for machines")
-	log, err := cfg.parse(f, args, stderr)
+	log, err := f.Start(args, &cfg)
 	if err != nil {
-		return usageError(stderr, err)
+		return f.UsageError(err)
 	}
 	st, err := readStats(ctx, cfg)
 	if errors.Is(err, sqlite.ErrLocked) && cfg.HTTPAddr == "" {
-		fmt.Fprintf(stderr, "loader stats: %v\nA running loader holds the database: set -http-addr (PARKING_HTTP_ADDR) to its HTTP address to ask it instead.\n", err)
-		return cli.ExitSkipped
+		return refuse(f, err, "A running loader holds the database: set -http-addr (PARKING_HTTP_ADDR) to its HTTP address to ask it instead.")
 	}
 	if err != nil {
 		log.Error("stats", "db", cfg.DB, "err", err)
 		return cli.ExitError
 	}
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(st); err != nil {
-			return cli.ExitError
-		}
-		return cli.ExitOK
+		err = cli.PrintJSON(f.Stdout, st)
+	} else {
+		err = writeStats(f.Stdout, st)
 	}
-	if err := st.WriteText(stdout); err != nil {
+	if err != nil {
+		log.Error("stats", "err", err)
 		return cli.ExitError
 	}
 	return cli.ExitOK
@@ -65,4 +63,56 @@ func readStats(ctx context.Context, cfg Config) (sqlite.Stats, error) {
 	}
 	defer db.Close()
 	return db.Stats(ctx)
+}
+
+// writeStats writes s for people, in the spirit of the original's stats and
+// availability-stats output.
+func writeStats(w io.Writer, s sqlite.Stats) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
+	p("Database: %s\n\n", s.Path)
+	p("Parking lots\n  total:\t%d\n  active:\t%d\n  deleted:\t%d\n\n", s.Lots.Total, s.Lots.Active, s.Lots.Deleted)
+	p("Availability observations: %d\n", s.Observations)
+	if len(s.Months) > 0 {
+		p("  month\tobservations\tlots\tfirst\tlast\n")
+		for _, m := range s.Months {
+			p("  %s\t%d\t%d\t%s\t%s\n", m.Month, m.Observations, m.DistinctLots, m.First, m.Last)
+		}
+	}
+	p("\nSnapshots\n")
+	for _, d := range s.Datasets {
+		if d.LastKey == "" {
+			p("  %s:\t%d applied, none current\n", d.Dataset, d.Applied)
+			continue
+		}
+		p("  %s:\t%d applied; latest %s fetched %s, applied %s\n", d.Dataset, d.Applied, d.LastKey, d.FetchedAt, d.AppliedAt)
+		if q := d.Quality; q != nil {
+			p("  \trows %d, duplicate IDs %d", q.Rows, q.DuplicateIDs)
+			if l := q.Lots; l != nil {
+				p(", active %d, appeared %d, disappeared %d, without position %d", l.Active, l.Appeared, l.Disappeared, l.LotsWithoutPosition)
+				reasons := make([]string, 0, len(l.WithoutPositionByReason))
+				for r, n := range l.WithoutPositionByReason {
+					reasons = append(reasons, fmt.Sprintf("%s %d", r, n))
+				}
+				if len(reasons) > 0 {
+					sort.Strings(reasons)
+					p(" (%s)", strings.Join(reasons, ", "))
+				}
+			}
+			if a := q.Availability; a != nil {
+				p(", valid %d, unknown %d (%.0f%%: -9 %d, other negative %d, not an integer %d), unknown lot IDs %d",
+					a.Valid, a.Unknown, 100*a.UnknownShare, a.NoFigure, a.OtherNegative, a.NotInteger, a.UnknownLotIDs)
+			}
+			p("\n")
+		}
+	}
+	p("\nRefused snapshots: %d\n", s.Refused.Count)
+	for _, e := range s.Refused.Latest {
+		p("  %s\t%s\t%s\n", e.AppliedAt, e.Key, e.Reason)
+	}
+	p("Rejected messages: %d\n", s.Rejections.Count)
+	for _, e := range s.Rejections.Latest {
+		p("  %s\t%s\t%s\n", e.At, e.Key, e.Reason)
+	}
+	return tw.Flush()
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/extract"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
@@ -471,7 +472,7 @@ func obsAtCase(t *testing.T, o *outcome) map[string]string {
 	t.Helper()
 	m := map[string]string{}
 	for _, r := range dbtest.Query(t, o.w.db, "SELECT parking_id, available_car FROM availability WHERE recorded_at = ?",
-		tCase.In(time.FixedZone("", 8*3600)).Format("2006-01-02T15:04:05+08:00")) {
+		tCase.In(clock.Taipei).Format(time.RFC3339)) {
 		m[r[0]] = r[1]
 	}
 	return m

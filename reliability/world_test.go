@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parking-newtaipei/parking-newtaipei/internal/consumetest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/feedtest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/logtest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/extract"
@@ -16,7 +17,6 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/sqlitequeue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store/filestore"
 )
@@ -109,21 +109,11 @@ func (w *world) drain(tune func(*consume.Config)) {
 
 func drainInto(t testing.TB, dbPath string, q queue.Queue, st store.Store, logs *logtest.Buffer, tune func(*consume.Config)) {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqlite.Open(ctx, dbPath, sqlite.Options{})
-	if err != nil {
-		t.Fatalf("open database: %v", err)
-	}
-	defer db.Close()
-	cfg := consume.Config{
-		Queue: q, Store: st, DB: db, Drain: true,
-		Wait: 10 * time.Millisecond, Visibility: time.Minute,
-		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-	}
+	cfg := consume.Config{Queue: q, Store: st, Visibility: time.Minute, Logger: slog.New(slog.NewJSONHandler(logs, nil))}
 	if tune != nil {
 		tune(&cfg)
 	}
-	if err := consume.Run(ctx, cfg); err != nil {
+	if _, err := consumetest.Drain(context.Background(), dbPath, cfg); err != nil {
 		t.Fatalf("consume: %v", err)
 	}
 }

@@ -1,6 +1,6 @@
-// Package snapshottest builds stores full of realistic snapshots and dumps
-// databases canonically, for the tests and the benchmark of backfill, replay
-// and the migration commands.
+// Package snapshottest builds stores full of realistic snapshots, for the
+// tests and the benchmark of backfill, replay and the migration commands
+// (internal/dbtest compares the databases they produce).
 package snapshottest
 
 import (
@@ -8,7 +8,6 @@ import (
 	"database/sql"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -107,71 +106,6 @@ func Month(ctx context.Context, st store.Store, start time.Time, n int, interval
 		})
 	}
 	return g.Wait()
-}
-
-// DumpQueries are the user-facing tables in a canonical order.
-var DumpQueries = []string{
-	"SELECT * FROM parking_lots ORDER BY id",
-	"SELECT * FROM lot_versions ORDER BY parking_id, effective_at",
-	"SELECT parking_id, available_car, recorded_at FROM availability ORDER BY recorded_at, parking_id",
-	"SELECT * FROM availability_latest ORDER BY parking_id",
-}
-
-// Dump renders the user-facing tables of the database at path as text, rows
-// sorted, so that two databases with the same content dump equally whatever
-// order their rows were written in. The database must not be open elsewhere
-// (the loader holds an exclusive lock).
-func Dump(ctx context.Context, path string) (string, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	if err != nil {
-		return "", err
-	}
-	defer db.Close()
-	var b strings.Builder
-	for _, q := range DumpQueries {
-		fmt.Fprintf(&b, "-- %s\n", q)
-		if err := dumpQuery(ctx, db, q, &b); err != nil {
-			return "", fmt.Errorf("dump %s: %s: %w", path, q, err)
-		}
-	}
-	return b.String(), nil
-}
-
-func dumpQuery(ctx context.Context, db *sql.DB, q string, b *strings.Builder) error {
-	rows, err := db.QueryContext(ctx, q)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return err
-	}
-	vals := make([]any, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			return err
-		}
-		for i, v := range vals {
-			if i > 0 {
-				b.WriteByte('|')
-			}
-			switch v := v.(type) {
-			case nil:
-				b.WriteString("NULL")
-			case []byte:
-				fmt.Fprintf(b, "%q", v)
-			default:
-				fmt.Fprint(b, v)
-			}
-		}
-		b.WriteByte('\n')
-	}
-	return rows.Err()
 }
 
 // Count returns the single integer a query answers, on a closed database.

@@ -1,8 +1,13 @@
-// Package cli holds what both binaries' command lines share: flags that fall
-// back to environment variables, the JSON logger, and the exit codes.
+// Package cli is the command plumbing both binaries share: subcommands
+// (dispatch.go), flags that fall back to environment variables and the
+// settings both binaries have (settings.go), starting a command the same way
+// every time (parse, validate, JSON logger), help and usage errors, JSON
+// results, exit codes, and opening a store or queue from its URL (backend.go).
 package cli
 
 import (
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 )
 
 // Exit codes, the same as the original project's.
@@ -23,22 +30,37 @@ const (
 // Env reads environment variables; tests pass their own.
 type Env func(string) string
 
-// Flags binds flags whose defaults come from the environment, so every
-// setting has one name on the command line and one in the environment.
-type Flags struct {
-	*flag.FlagSet
-	env  Env
-	errs []error
+// Config is a binary's configuration: Start validates it before a command runs.
+type Config interface {
+	Validate() error
 }
 
-// NewFlags starts a flag set for one command.
-func NewFlags(name string, env Env, out io.Writer) *Flags {
+// Flags is one command's flag set and what the command runs with: its output
+// streams and environment. Every flag bound with an environment variable
+// takes its default from it, so a setting has one name on the command line
+// and one in the environment, and the flag wins.
+type Flags struct {
+	*flag.FlagSet
+	Stdout, Stderr io.Writer
+
+	env      Env
+	errs     []error
+	summary  string   // one line saying what the command does
+	args     string   // the positional arguments of the usage line
+	level    *string  // bound by LogLevel
+	required []string // flags Start refuses to leave empty
+}
+
+// NewFlags starts the flag set of the command name ("loader serve").
+func NewFlags(name string, env Env, stdout, stderr io.Writer) *Flags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
+	// Start prints help and errors itself: help on stdout, errors once.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	if env == nil {
 		env = os.Getenv
 	}
-	return &Flags{FlagSet: fs, env: env}
+	return &Flags{FlagSet: fs, Stdout: stdout, Stderr: stderr, env: env}
 }
 
 func (f *Flags) usage(usage, env string) string {
@@ -99,25 +121,113 @@ func (f *Flags) lookup(env string) string {
 	return strings.TrimSpace(f.env(env))
 }
 
-// Parse parses args and reports bad environment values too.
+// Require marks flags, already bound, that a command cannot run without:
+// Start refuses to leave them empty, and the usage says so.
+func (f *Flags) Require(names ...string) {
+	for _, name := range names {
+		f.Lookup(name).Usage += " (required)"
+		f.required = append(f.required, name)
+	}
+}
+
+// Parse parses args and reports bad environment values and missing
+// required flags too.
 func (f *Flags) Parse(args []string) error {
 	if err := f.FlagSet.Parse(args); err != nil {
 		return err
 	}
-	if len(f.errs) > 0 {
-		return f.errs[0]
+	errs := f.errs
+	for _, name := range f.required {
+		if f.Lookup(name).Value.String() == "" {
+			errs = append(errs, fmt.Errorf("-%s is required", name))
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Env returns the environment the flags were bound from.
 func (f *Flags) Env() Env { return f.env }
 
-// NewLogger returns a JSON logger at the named level (debug, info, warn, error).
-func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
+// Start begins a command the way every command begins: it parses args,
+// validates cfg (nil: nothing to validate) and returns the command's JSON
+// logger on Stderr, at the level bound with LogLevel (info without one). The
+// effective configuration is logged at debug, as the original's --debug
+// printed it. An error goes to UsageError; after -h it is flag.ErrHelp and the
+// usage is already on Stdout.
+func (f *Flags) Start(args []string, cfg Config) (*slog.Logger, error) {
+	if err := f.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			f.PrintUsage(f.Stdout)
+		}
+		return nil, err
+	}
+	if cfg != nil {
+		if err := cfg.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	level := DefaultLogLevel
+	if f.level != nil {
+		level = *f.level
+	}
+	log, err := NewLogger(f.Stderr, level)
+	if err != nil {
+		return nil, err
+	}
+	if cfg != nil {
+		log.Debug("effective configuration", "config", cfg)
+	}
+	return log, nil
+}
+
+// UsageError ends a command refused for how it was called: it prints err on
+// Stderr and returns ExitError. Help (flag.ErrHelp) is success: ExitOK.
+func (f *Flags) UsageError(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return ExitOK
+	}
+	fmt.Fprintf(f.Stderr, "%s: %v\nRun '%s -h' for usage.\n", f.Name(), err, f.Name())
+	return ExitError
+}
+
+// PrintUsage writes the command's usage line, summary and flags to w.
+func (f *Flags) PrintUsage(w io.Writer) {
+	fmt.Fprintf(w, "usage: %s [flags]", f.Name())
+	if f.args != "" {
+		fmt.Fprintf(w, " %s", f.args)
+	}
+	fmt.Fprintln(w)
+	if f.summary != "" {
+		fmt.Fprintf(w, "\n%s\n", f.summary)
+	}
+	fmt.Fprintf(w, "\nflags:\n")
+	f.SetOutput(w)
+	f.PrintDefaults()
+	f.SetOutput(io.Discard)
+}
+
+// PrintJSON writes a command's result to w, indented, for people and
+// scripts alike.
+func PrintJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// ParseLevel reads a log level name: debug, info, warn or error.
+func ParseLevel(level string) (slog.Level, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+		return l, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	return l, nil
+}
+
+// NewLogger returns a JSON logger at the named level (debug, info, warn, error).
+func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
+	l, err := ParseLevel(level)
+	if err != nil {
+		return nil, err
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
@@ -125,11 +235,31 @@ func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
 // ParseTime reads a -from/-to value: RFC 3339, or a date (YYYY-MM-DD) or
 // minute (YYYY-MM-DDTHH:MM) in Asia/Taipei, the users' time.
 func ParseTime(s string) (time.Time, error) {
-	taipei := time.FixedZone("Asia/Taipei", 8*3600)
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, taipei); err == nil {
+		if t, err := time.ParseInLocation(layout, s, clock.Taipei); err == nil {
 			return t, nil
 		}
 	}
 	return time.Time{}, fmt.Errorf("time %q: want RFC 3339 (2026-11-26T18:00:00Z) or a Taipei date (2026-11-26) or minute (2026-11-26T18:00)", s)
+}
+
+// ParseRange reads -from (required) and -to (empty: now): the half-open
+// range of fetch times a replay or a backfill covers.
+func ParseRange(fromS, toS string, now time.Time) (from, to time.Time, err error) {
+	if fromS == "" {
+		return from, to, errors.New("-from is required")
+	}
+	if from, err = ParseTime(fromS); err != nil {
+		return from, to, fmt.Errorf("-from: %w", err)
+	}
+	to = now
+	if toS != "" {
+		if to, err = ParseTime(toS); err != nil {
+			return from, to, fmt.Errorf("-to: %w", err)
+		}
+	}
+	if !from.Before(to) {
+		return from, to, fmt.Errorf("-from %s is not before -to %s", fromS, to.Format(time.RFC3339))
+	}
+	return from, to, nil
 }

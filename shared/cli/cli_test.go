@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 )
 
 func TestFlagsFallBackToTheEnvironmentAndFlagsWin(t *testing.T) {
@@ -12,7 +14,7 @@ func TestFlagsFallBackToTheEnvironmentAndFlagsWin(t *testing.T) {
 	var db string
 	var wait time.Duration
 	var drain bool
-	f := NewFlags("t", func(k string) string { return env[k] }, io.Discard)
+	f := NewFlags("t", func(k string) string { return env[k] }, io.Discard, io.Discard)
 	f.String(&db, "db", "PARKING_DB", "./data/parking.db", "")
 	f.Duration(&wait, "wait", "PARKING_WAIT", time.Second, "")
 	f.Bool(&drain, "drain", "PARKING_DRAIN", false, "")
@@ -26,7 +28,7 @@ func TestFlagsFallBackToTheEnvironmentAndFlagsWin(t *testing.T) {
 
 func TestBadEnvironmentValuesAreErrorsNamingTheVariable(t *testing.T) {
 	var d time.Duration
-	f := NewFlags("t", func(k string) string { return map[string]string{"PARKING_WAIT": "soon"}[k] }, io.Discard)
+	f := NewFlags("t", func(k string) string { return map[string]string{"PARKING_WAIT": "soon"}[k] }, io.Discard, io.Discard)
 	f.Duration(&d, "wait", "PARKING_WAIT", time.Second, "")
 	err := f.Parse(nil)
 	if err == nil || !strings.Contains(err.Error(), "PARKING_WAIT") {
@@ -57,5 +59,54 @@ func TestNewLoggerRefusesUnknownLevels(t *testing.T) {
 	}
 	if _, err := NewLogger(io.Discard, "debug"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A required flag left empty, and a dataset that is not one, are refused
+// when the flags are parsed, naming the flag; help still wins.
+func TestRequiredFlagsAndDatasetsAreCheckedAtParse(t *testing.T) {
+	parse := func(args ...string) (feed.Dataset, string, error) {
+		var d feed.Dataset
+		var out string
+		f := NewFlags("t", func(string) string { return "" }, io.Discard, io.Discard)
+		f.Dataset(&d, "a dataset")
+		f.String(&out, "out", "", "", "a file")
+		f.Require("dataset", "out")
+		return d, out, f.Parse(args)
+	}
+	if d, out, err := parse("-dataset", "lots", "-out", "x"); err != nil || d != feed.Lots || out != "x" {
+		t.Fatalf("parse = %q %q %v", d, out, err)
+	}
+	for args, want := range map[string][]string{
+		"-dataset lots":           {"-out is required"},
+		"-out x":                  {"-dataset is required"},
+		"":                        {"-dataset is required", "-out is required"},
+		"-dataset weather":        {`-dataset`, `unknown dataset "weather"`},
+		"-dataset lots -out x -h": {"help requested"},
+	} {
+		_, _, err := parse(strings.Fields(args)...)
+		for _, w := range want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: error %v, want one saying %q", args, err, w)
+			}
+		}
+	}
+}
+
+func TestParseRangeNeedsAFromBeforeTheToAndDefaultsToNow(t *testing.T) {
+	now := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	from, to, err := ParseRange("2026-11-26", "", now)
+	if err != nil || !from.Equal(time.Date(2026, 11, 25, 16, 0, 0, 0, time.UTC)) || !to.Equal(now) {
+		t.Fatalf("ParseRange = %v %v %v", from, to, err)
+	}
+	for _, c := range [][3]string{
+		{"", "", "-from is required"},
+		{"yesterday", "", "-from: "},
+		{"2026-11-26", "soon", "-to: "},
+		{"2026-11-26", "2026-11-26", "is not before"},
+	} {
+		if _, _, err := ParseRange(c[0], c[1], now); err == nil || !strings.Contains(err.Error(), c[2]) {
+			t.Errorf("ParseRange(%q, %q): %v, want an error saying %q", c[0], c[1], err, c[2])
+		}
 	}
 }

@@ -4,14 +4,20 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 )
 
-// Command is one subcommand of a binary: it parses its own flags and returns an exit code.
+// Command is one subcommand of a binary. Run binds its flags on f, starts
+// with f.Start(args, &cfg) and returns an exit code.
 type Command struct {
 	Summary string
-	Run     func(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) int
+	// Args names the positional arguments in the usage line ("DIR").
+	Args string
+	Run  func(ctx context.Context, f *Flags, args []string) int
 }
 
 // Program is a binary made of subcommands.
@@ -21,6 +27,16 @@ type Program struct {
 	Commands map[string]Command
 	// Footer ends the usage text (the exit codes, for example).
 	Footer string
+}
+
+// Main runs the program as the process: with its arguments, environment and
+// output streams, until SIGINT or SIGTERM cancels the context, exiting with
+// the command's code.
+func (p Program) Main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := p.Run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
 }
 
 // Run runs the subcommand named by args[0], or prints the usage or version.
@@ -43,7 +59,9 @@ func (p Program) Run(ctx context.Context, args []string, stdout, stderr io.Write
 		p.usage(stderr)
 		return ExitError
 	}
-	return cmd.Run(ctx, args[1:], stdout, stderr, env)
+	f := NewFlags(p.Name+" "+args[0], env, stdout, stderr)
+	f.summary, f.args = cmd.Summary, cmd.Args
+	return cmd.Run(ctx, f, args[1:])
 }
 
 func (p Program) usage(w io.Writer) {

@@ -12,10 +12,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 
+	"github.com/parking-newtaipei/parking-newtaipei/shared/atomicfile"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 )
 
@@ -72,7 +71,11 @@ func WriteFile(ctx context.Context, src Source, f Format, path string) error {
 	if err := Write(ctx, src, f, &buf); err != nil {
 		return err
 	}
-	return AtomicWrite(path, buf.Bytes())
+	// 0644: exports are read by others (a web server serving availability.json).
+	if err := atomicfile.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("export %s to %s: %w", f, path, err)
+	}
+	return nil
 }
 
 // latestJSON is the original project's availability.json, field for field.
@@ -214,52 +217,6 @@ func encodeJSON(w io.Writer, v any) error {
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("export: encode json: %w", err)
-	}
-	return nil
-}
-
-// AtomicWrite replaces path with data: it writes a temporary file in the
-// same directory, fsyncs it, renames it over path and fsyncs the directory,
-// so after a crash path holds either the old or the new content, whole.
-func AtomicWrite(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	// CreateTemp makes the file 0600; exports are meant to be read by others
-	// (a web server serving availability.json).
-	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: fsync: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	// The directory's fsync makes the rename itself durable. It is best
-	// effort: some file systems (network ones among them) refuse it, and the
-	// new content is in place either way.
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }

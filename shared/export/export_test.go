@@ -14,13 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/export"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 )
-
-var taipei = time.FixedZone("Asia/Taipei", 8*3600)
 
 // testDB is a real database file with three lots (one without a usable
 // position) and two availability snapshots.
@@ -38,7 +37,7 @@ func testDB(t *testing.T) *sqlite.DB {
 		{ID: "000002", Area: "三重區", Name: "無座標停車場", Type: "2", Address: "新北市三重區", TW97X: "0", TW97Y: "0", TotalCar: "10", TotalMotor: "0", TotalBike: "5"},
 		{ID: "000003", Area: "中和區", Name: "永遠未知停車場", Type: "1", Address: "新北市中和區", TW97X: "299000", TW97Y: "2766000", TotalCar: "50", TotalMotor: "2", TotalBike: "0"},
 	}
-	t0 := time.Date(2026, 11, 26, 18, 0, 0, 0, taipei)
+	t0 := time.Date(2026, 11, 26, 18, 0, 0, 0, clock.Taipei)
 	in := []snapshot.Input{
 		{Key: "lots/1", SHA256: "a1", Dataset: feed.Lots, FetchedAt: t0, Lots: lots},
 		{Key: "availability/1", SHA256: "b1", Dataset: feed.Availability, FetchedAt: t0.Add(time.Minute),
@@ -71,7 +70,7 @@ func TestLatestJSONIsTheOriginalShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	at, err := time.Parse(time.RFC3339Nano, latest.UpdatedAt)
-	if err != nil || !at.Equal(time.Date(2026, 11, 26, 18, 6, 0, 0, taipei)) || !strings.HasSuffix(latest.UpdatedAt, "+08:00") {
+	if err != nil || !at.Equal(time.Date(2026, 11, 26, 18, 6, 0, 0, clock.Taipei)) || !strings.HasSuffix(latest.UpdatedAt, "+08:00") {
 		t.Errorf("updated_at = %q (%v)", latest.UpdatedAt, err)
 	}
 	want := `{"updated_at":"` + latest.UpdatedAt + `","total_count":1,"data":[{"parking_id":"000001","available_car":41}]}` + "\n"
@@ -206,8 +205,11 @@ func TestWriteFileIsAtomic(t *testing.T) {
 		t.Errorf("temporary files left behind: %v", entries)
 	}
 	// A failed write leaves the old file alone and no temporary file.
-	if err := export.AtomicWrite(filepath.Join(path, "not-a-dir", "x"), []byte("x")); err == nil {
+	if err := export.WriteFile(context.Background(), db, export.JSON, filepath.Join(path, "not-a-dir", "x")); err == nil {
 		t.Error("write under a file succeeded")
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("temporary files left behind by a failed write: %v", entries)
 	}
 	if got2, _ := os.ReadFile(path); !bytes.Equal(got2, got) {
 		t.Error("failed write changed the file")

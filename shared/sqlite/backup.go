@@ -9,13 +9,16 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/parking-newtaipei/parking-newtaipei/shared/atomicfile"
 )
 
 // Backup writes a consistent copy of the database to dest through SQLite
 // (VACUUM INTO), never by copying the file: a file copy of a live database
 // can be torn, and closing any descriptor of the file would drop the
-// loader's locks. The copy is written beside dest and renamed into place, so
-// dest is either the old file or a complete new one. Applies wait meanwhile.
+// loader's locks. The copy is written beside dest and renamed into place
+// (atomicfile), so dest is either the old file or a complete new one.
+// Applies wait meanwhile.
 func (db *DB) Backup(ctx context.Context, dest string) error {
 	if dest == "" {
 		return errors.New("backup: no destination")
@@ -27,36 +30,16 @@ func (db *DB) Backup(ctx context.Context, dest string) error {
 	if self, err := filepath.Abs(db.path); err == nil && self == abs {
 		return fmt.Errorf("backup to %s: that is the database itself", dest)
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
-		return fmt.Errorf("backup to %s: %w", dest, err)
-	}
-	tmp := abs + ".tmp"
-	_ = os.Remove(tmp) // a leftover of an interrupted backup; VACUUM INTO refuses an existing file
-	db.mu.Lock()
-	_, err = db.conn.ExecContext(ctx, "VACUUM INTO ?", tmp)
-	db.mu.Unlock()
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("backup to %s: %w", dest, err)
-	}
-	if err := syncFile(tmp); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("backup to %s: %w", dest, err)
-	}
-	if err := os.Rename(tmp, abs); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("backup to %s: %w", dest, err)
-	}
-	return syncFile(filepath.Dir(abs))
-}
-
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
+	err = atomicfile.Replace(abs, func(tmp string) error {
+		db.mu.Lock()
+		defer db.mu.Unlock()
+		_, err := db.conn.ExecContext(ctx, "VACUUM INTO ?", tmp)
 		return err
+	})
+	if err != nil {
+		return fmt.Errorf("backup to %s: %w", dest, err)
 	}
-	defer f.Close()
-	return f.Sync()
+	return nil
 }
 
 // BackupRotate writes parking-YYYYMMDDTHHMMSSZ.db into dir and removes all

@@ -23,6 +23,8 @@ import (
 
 	modernc "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 )
 
 // ErrLocked: another process (a running loader) holds the database.
@@ -289,10 +291,8 @@ func (db *DB) Close() error {
 // Path returns the database file's path.
 func (db *DB) Path() string { return db.path }
 
-// withTx runs fn in a transaction on the one connection, committing if fn
-// returns nil.
-// withTx runs fn in a transaction and commits it; when commit is not nil it
-// receives how long the COMMIT took.
+// withTx runs fn in a transaction on the one connection and commits it if fn
+// returns nil; when commit is not nil it receives how long the COMMIT took.
 func (db *DB) withTx(ctx context.Context, commit *time.Duration, fn func(tx *sql.Tx) error) error {
 	tx, err := db.conn.BeginTx(ctx, nil)
 	if err != nil {
@@ -331,7 +331,7 @@ func (db *DB) loadLotIDs(ctx context.Context) error {
 
 // taipei is Asia/Taipei. Taiwan has had no DST since 1979, so a fixed zone
 // needs no tzdata in the binary.
-var taipei = time.FixedZone("Asia/Taipei", 8*3600)
+var taipei = clock.Taipei
 
 // timeLayout is ISO 8601 with a numeric offset, always +08:00 here. Text in one
 // fixed offset sorts chronologically.

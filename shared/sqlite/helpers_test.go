@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 )
@@ -94,83 +96,20 @@ func genAvailability(n, unknownPct int, seed uint64) []feed.AvailabilityRow {
 	return rows
 }
 
-// dump renders every user-facing table canonically (sorted, all columns), for
-// comparing databases. snapshots is reduced to what must not depend on
-// arrival order.
+// dump renders every user-facing table canonically, for comparing
+// databases, and the ledger reduced to what must not depend on arrival order.
 func dump(t testing.TB, db *DB) string {
 	t.Helper()
-	ctx := context.Background()
-	queries := []string{
-		"SELECT * FROM parking_lots ORDER BY id",
-		"SELECT * FROM lot_versions ORDER BY parking_id, effective_at",
-		"SELECT parking_id, available_car, recorded_at FROM availability ORDER BY recorded_at, parking_id",
-		"SELECT * FROM availability_latest ORDER BY parking_id",
-		"SELECT key, dataset, sha256, fetched_at, fetched_ms, rows FROM snapshots WHERE outcome <> 'refused' ORDER BY key",
-	}
-	var b strings.Builder
-	for _, q := range queries {
-		fmt.Fprintf(&b, "== %s\n", q)
-		rows, err := db.conn.QueryContext(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		for rows.Next() {
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			for i, v := range vals {
-				if i > 0 {
-					b.WriteByte('|')
-				}
-				fmt.Fprintf(&b, "%v", v)
-			}
-			b.WriteByte('\n')
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		rows.Close()
-	}
-	return b.String()
+	return dbtest.DumpWith(t, db.conn, append(slices.Clone(dbtest.DumpQueries),
+		"SELECT key, dataset, sha256, fetched_at, fetched_ms, rows FROM snapshots WHERE outcome <> 'refused' ORDER BY key")...)
 }
 
 // query returns the rows of q as strings, one per row, columns joined by "|".
 func query(t testing.TB, db *DB, q string, args ...any) []string {
 	t.Helper()
-	rows, err := db.conn.QueryContext(context.Background(), q, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
 	var out []string
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		parts := make([]string, len(vals))
-		for i, v := range vals {
-			if v == nil {
-				parts[i] = "NULL"
-			} else {
-				parts[i] = fmt.Sprint(v)
-			}
-		}
-		out = append(out, strings.Join(parts, "|"))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
+	for _, row := range dbtest.QueryWith(t, db.conn, q, args...) {
+		out = append(out, strings.Join(row, "|"))
 	}
 	return out
 }

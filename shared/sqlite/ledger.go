@@ -149,26 +149,22 @@ func (db *DB) LatestFetchedAt(ctx context.Context, dataset feed.Dataset) (time.T
 // lotsNeighbours describes where a lots snapshot at time t (unix ms) falls among the
 // applied lots snapshots.
 type lotsNeighbours struct {
-	newest    sql.NullInt64  // newest applied fetch time
-	next      sql.NullInt64  // the first applied fetch time after t
-	sameKey   sql.NullString // the greatest key of an applied snapshot at t itself
-	hasBefore bool
+	newest  sql.NullInt64  // newest applied fetch time
+	next    sql.NullInt64  // the first applied fetch time after t
+	sameKey sql.NullString // the greatest key of an applied snapshot at t itself
 }
 
 func (a *applier) lotsNeighbours(ctx context.Context, t int64) (lotsNeighbours, error) {
 	var n lotsNeighbours
-	var before sql.NullInt64
 	s, err := a.stmt(ctx, `SELECT
 		(SELECT max(fetched_ms) FROM snapshots WHERE dataset = 'lots' AND `+hasData+`),
 		(SELECT min(fetched_ms) FROM snapshots WHERE dataset = 'lots' AND `+hasData+` AND fetched_ms > ?1),
-		(SELECT max(key) FROM snapshots WHERE dataset = 'lots' AND `+hasData+` AND fetched_ms = ?1),
-		(SELECT max(fetched_ms) FROM snapshots WHERE dataset = 'lots' AND `+hasData+` AND fetched_ms < ?1)`)
+		(SELECT max(key) FROM snapshots WHERE dataset = 'lots' AND `+hasData+` AND fetched_ms = ?1)`)
 	if err != nil {
 		return n, err
 	}
-	if err := s.QueryRowContext(ctx, t).Scan(&n.newest, &n.next, &n.sameKey, &before); err != nil {
+	if err := s.QueryRowContext(ctx, t).Scan(&n.newest, &n.next, &n.sameKey); err != nil {
 		return n, fmt.Errorf("lots neighbours: %w", err)
 	}
-	n.hasBefore = before.Valid
 	return n, nil
 }

@@ -5,10 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"io"
-	"sort"
-	"strings"
-	"text/tabwriter"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
@@ -185,56 +181,4 @@ func (db *DB) Stats(ctx context.Context) (Stats, error) {
 		return s, fmt.Errorf("stats rejections: %w", err)
 	}
 	return s, nil
-}
-
-// WriteText writes s for people, in the spirit of the original's stats and
-// availability-stats output.
-func (s Stats) WriteText(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
-	p("Database: %s\n\n", s.Path)
-	p("Parking lots\n  total:\t%d\n  active:\t%d\n  deleted:\t%d\n\n", s.Lots.Total, s.Lots.Active, s.Lots.Deleted)
-	p("Availability observations: %d\n", s.Observations)
-	if len(s.Months) > 0 {
-		p("  month\tobservations\tlots\tfirst\tlast\n")
-		for _, m := range s.Months {
-			p("  %s\t%d\t%d\t%s\t%s\n", m.Month, m.Observations, m.DistinctLots, m.First, m.Last)
-		}
-	}
-	p("\nSnapshots\n")
-	for _, d := range s.Datasets {
-		if d.LastKey == "" {
-			p("  %s:\t%d applied, none current\n", d.Dataset, d.Applied)
-			continue
-		}
-		p("  %s:\t%d applied; latest %s fetched %s, applied %s\n", d.Dataset, d.Applied, d.LastKey, d.FetchedAt, d.AppliedAt)
-		if q := d.Quality; q != nil {
-			p("  \trows %d, duplicate IDs %d", q.Rows, q.DuplicateIDs)
-			if l := q.Lots; l != nil {
-				p(", active %d, appeared %d, disappeared %d, without position %d", l.Active, l.Appeared, l.Disappeared, l.LotsWithoutPosition)
-				reasons := make([]string, 0, len(l.WithoutPositionByReason))
-				for r, n := range l.WithoutPositionByReason {
-					reasons = append(reasons, fmt.Sprintf("%s %d", r, n))
-				}
-				if len(reasons) > 0 {
-					sort.Strings(reasons)
-					p(" (%s)", strings.Join(reasons, ", "))
-				}
-			}
-			if a := q.Availability; a != nil {
-				p(", valid %d, unknown %d (%.0f%%: -9 %d, other negative %d, not an integer %d), unknown lot IDs %d",
-					a.Valid, a.Unknown, 100*a.UnknownShare, a.NoFigure, a.OtherNegative, a.NotInteger, a.UnknownLotIDs)
-			}
-			p("\n")
-		}
-	}
-	p("\nRefused snapshots: %d\n", s.Refused.Count)
-	for _, e := range s.Refused.Latest {
-		p("  %s\t%s\t%s\n", e.AppliedAt, e.Key, e.Reason)
-	}
-	p("Rejected messages: %d\n", s.Rejections.Count)
-	for _, e := range s.Rejections.Latest {
-		p("  %s\t%s\t%s\n", e.At, e.Key, e.Reason)
-	}
-	return tw.Flush()
 }

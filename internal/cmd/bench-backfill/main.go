@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/internal/snapshottest"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/load/backfill"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
@@ -32,7 +33,7 @@ import (
 )
 
 // start is the first fetch time of the benchmark month (Taipei midnight).
-var start = time.Date(2026, 10, 1, 0, 0, 0, 0, time.FixedZone("Asia/Taipei", 8*3600))
+var start = time.Date(2026, 10, 1, 0, 0, 0, 0, clock.Taipei)
 
 const interval = 5 * time.Minute // 288 a day, 8,640 in 30 days
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/internal/awstest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/snapshottest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
@@ -71,11 +72,7 @@ func run(t *testing.T, st store.Store, path string, cfg backfill.Config, from, t
 
 func dump(t *testing.T, path string) string {
 	t.Helper()
-	d, err := snapshottest.Dump(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return dbtest.Dump(t, path)
 }
 
 func TestRunTwiceFile(t *testing.T) { testRunTwice(t, fileStore(t)) }
