@@ -423,7 +423,7 @@ func TestTemplateParsesIntoTypedResources(t *testing.T) {
 		"LotsScheduleExpression", "ScheduleTimezone", "AlarmEmail", "UseFargateSpot", "LogRetentionDays", "SnapshotPrefix",
 		"ContainerInsights", "ReconcileWindow", "HealthcheckLotsUrl", "HealthcheckAvailabilityUrl", "PublishPrefix",
 		"PublishDbEvery", "PublishedDbCopyDays", "EnableCloudFront", "GlueDatabaseName", "AthenaResultsPrefix",
-		"AthenaBytesScannedCutoff"} {
+		"AthenaBytesScannedCutoff", "BackupKeep", "EfsAwsBackup"} {
 		if _, ok := tp.Parameters[p]; !ok {
 			t.Errorf("parameter %s missing", p)
 		}

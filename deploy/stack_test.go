@@ -174,6 +174,13 @@ func TestTaskEnvironmentOfTheStack(t *testing.T) {
 	if sub := subString(e["PARKING_PUBLISH"]); sub != "s3://${SnapshotBucket}/${PublishPrefix}" {
 		t.Errorf("PARKING_PUBLISH %q, want s3://${SnapshotBucket}/${PublishPrefix}", sub)
 	}
+	if !isRef(e["PARKING_BACKUP_KEEP"], "BackupKeep") || paramDefault(t, "BackupKeep") != "7" {
+		t.Errorf("PARKING_BACKUP_KEEP %q, want the BackupKeep parameter (default 7)", e["PARKING_BACKUP_KEEP"])
+	}
+	fs, _ := template(t).GetEFSFileSystemWithName("FileSystem")
+	if c, yes, no, ok := ifOf(fs.BackupPolicy.Status); !ok || c != "EfsBackupOn" || yes != "ENABLED" || no != "DISABLED" || paramDefault(t, "EfsAwsBackup") != "true" {
+		t.Errorf("EFS backup policy %q, want !If [EfsBackupOn, ENABLED, DISABLED], on by default", fs.BackupPolicy.Status)
+	}
 	if !isRef(e["PARKING_PUBLISH_DB_EVERY"], "PublishDbEvery") {
 		t.Errorf("PARKING_PUBLISH_DB_EVERY %q", e["PARKING_PUBLISH_DB_EVERY"])
 	}
