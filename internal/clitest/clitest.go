@@ -24,6 +24,8 @@ type Flag struct {
 	Name string // without the dash
 	Env  string // "" when the flag has no environment variable
 	Bool bool   // takes no value
+	// Default is the default -h prints ("" for a zero value, which -h leaves out).
+	Default string
 }
 
 // Command is one subcommand and its flags.
@@ -92,6 +94,7 @@ var (
 	commandLine = regexp.MustCompile(`^  ([a-z][a-z0-9-]*)\s{2,}\S`)
 	flagLine    = regexp.MustCompile(`^  -([A-Za-z0-9][A-Za-z0-9_.-]*)(?: (\S+))?$`)
 	envInUsage  = regexp.MustCompile(`\(env ([A-Z][A-Z0-9_]*)\)`)
+	defaultIn   = regexp.MustCompile(`\(default (.*)\)$`)
 )
 
 // Read reads the commands of the binary at path and the flags of each.
@@ -136,6 +139,9 @@ func Read(name, path string) (*Program, error) {
 			if cur != nil && strings.HasPrefix(line, "    ") {
 				if m := envInUsage.FindStringSubmatch(line); m != nil {
 					cur.Env = m[1]
+				}
+				if m := defaultIn.FindStringSubmatch(line); m != nil {
+					cur.Default = strings.Trim(m[1], `"`)
 				}
 				continue
 			}
