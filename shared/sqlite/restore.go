@@ -105,6 +105,12 @@ func Restore(ctx context.Context, from, dest string, opts RestoreOptions) (Resto
 		return fail(err)
 	}
 	defer unlock()
+	done := false
+	defer func() {
+		if created && !done {
+			_ = os.Remove(absDest) // the placeholder; there was no database
+		}
+	}()
 	// The backup must not change while it is copied: a writer holding it
 	// (a loader pointed at it by mistake) makes the restore refuse.
 	release, err := holdBackup(absFrom)
@@ -158,6 +164,7 @@ func Restore(ctx context.Context, from, dest string, opts RestoreOptions) (Resto
 		cleanTmp()
 		return fail(err)
 	}
+	done = true
 	if err := syncFile(filepath.Dir(absDest)); err != nil {
 		return fail(err)
 	}

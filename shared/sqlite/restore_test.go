@@ -381,6 +381,17 @@ func TestRestoreRefusesBadBackupsAndTouchesNothing(t *testing.T) {
 			}
 		})
 	}
+	t.Run("no database yet", func(t *testing.T) {
+		dir := t.TempDir()
+		backup := filepath.Join(t.TempDir(), "bad.db")
+		edit("DROP TABLE rejections")(t, backup)
+		if _, err := Restore(context.Background(), backup, filepath.Join(dir, "parking.db"), RestoreOptions{}); err == nil {
+			t.Fatal("a bad backup was restored")
+		}
+		if extra := leftovers(t, dir); len(extra) > 0 {
+			t.Errorf("files left where there was no database: %v", extra)
+		}
+	})
 	t.Run("the database itself", func(t *testing.T) {
 		dest := filepath.Join(t.TempDir(), "parking.db")
 		writeDB(t, dest, 3)
