@@ -22,6 +22,12 @@ func lockRange(f *os.File, write bool, start, n int64) error {
 	}
 	lk := unix.Flock_t{Type: typ, Whence: io.SeekStart, Start: start, Len: n}
 	err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) {
+		// A file system without open file description locks: a process lock
+		// still sees every other process, which is what a restore needs.
+		lk = unix.Flock_t{Type: typ, Whence: io.SeekStart, Start: start, Len: n}
+		err = unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk)
+	}
 	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
 		return errHeld
 	}
