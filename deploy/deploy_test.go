@@ -332,7 +332,7 @@ func TestEveryParameterIsUsedAndEveryReferenceResolves(t *testing.T) {
 	}
 
 	var refs []reference
-	for _, name := range []string{"Conditions", "Resources", "Outputs"} {
+	for _, name := range []string{"Conditions", "Rules", "Resources", "Outputs"} {
 		n := sec[name]
 		if n == nil {
 			continue
@@ -400,8 +400,10 @@ func TestTemplateParsesIntoTypedResources(t *testing.T) {
 	want := map[string]int{
 		"AWS::S3::Bucket": 1, "AWS::S3::BucketPolicy": 1, "AWS::SQS::Queue": 3, "AWS::EFS::FileSystem": 1,
 		"AWS::EFS::AccessPoint": 1, "AWS::EFS::MountTarget": 2, "AWS::ECS::Cluster": 1, "AWS::ECS::TaskDefinition": 2,
-		"AWS::ECS::Service": 1, "AWS::Scheduler::Schedule": 2, "AWS::IAM::Role": 4, "AWS::CloudWatch::Alarm": 5,
-		"AWS::Events::Rule": 1, "AWS::SNS::Topic": 1, "AWS::SNS::Subscription": 1, "AWS::Logs::LogGroup": 3,
+		"AWS::ECS::Service": 1, "AWS::Scheduler::Schedule": 2, "AWS::IAM::Role": 4, "AWS::CloudWatch::Alarm": 8,
+		"AWS::Events::Rule": 2, "AWS::SNS::Topic": 1, "AWS::SNS::Subscription": 1, "AWS::Logs::LogGroup": 4,
+		"AWS::Logs::ResourcePolicy": 1, "AWS::Glue::Database": 1, "AWS::Glue::Table": 2, "AWS::Athena::WorkGroup": 1,
+		"AWS::CloudFront::OriginAccessControl": 1, "AWS::CloudFront::Distribution": 1,
 	}
 	got := map[string]int{}
 	for _, r := range tp.Resources {
@@ -417,8 +419,11 @@ func TestTemplateParsesIntoTypedResources(t *testing.T) {
 			t.Errorf("unexpected %s: every permission is inline in a role and checked below", typ)
 		}
 	}
-	for _, p := range []string{"VpcId", "SubnetIds", "ExtractorImageUri", "LoaderImageUri", "AvailabilityScheduleExpression",
-		"LotsScheduleExpression", "ScheduleTimezone", "AlarmEmail", "UseFargateSpot", "LogRetentionDays", "SnapshotPrefix"} {
+	for _, p := range []string{"VpcId", "SubnetA", "SubnetB", "ExtractorImageUri", "LoaderImageUri", "AvailabilityScheduleExpression",
+		"LotsScheduleExpression", "ScheduleTimezone", "AlarmEmail", "UseFargateSpot", "LogRetentionDays", "SnapshotPrefix",
+		"ContainerInsights", "ReconcileWindow", "HealthcheckLotsUrl", "HealthcheckAvailabilityUrl", "PublishPrefix",
+		"PublishDbEvery", "PublishedDbCopyDays", "EnableCloudFront", "GlueDatabaseName", "AthenaResultsPrefix",
+		"AthenaBytesScannedCutoff", "BackupKeep", "EfsAwsBackup"} {
 		if _, ok := tp.Parameters[p]; !ok {
 			t.Errorf("parameter %s missing", p)
 		}
@@ -432,7 +437,9 @@ func TestTemplateParsesIntoTypedResources(t *testing.T) {
 	if got, want := paramDefault(t, "ScheduleTimezone"), "Asia/Taipei"; got != want {
 		t.Errorf("time zone default %q, want %q", got, want)
 	}
-	for _, o := range []string{"SnapshotBucketName", "QueueUrl", "DeadLetterQueueUrl", "ClusterName", "LoaderServiceName", "AlarmTopicArn"} {
+	for _, o := range []string{"SnapshotBucketName", "QueueUrl", "DeadLetterQueueUrl", "ClusterName", "LoaderServiceName", "AlarmTopicArn",
+		"QueueArn", "DeadLetterQueueArn", "ExtractorFailuresLogGroupName", "BackupDir", "PublishUrl", "PublicBaseUrl",
+		"GlueDatabaseName", "AthenaWorkGroupName"} {
 		if _, ok := tp.Outputs[o]; !ok {
 			t.Errorf("output %s missing", o)
 		}
@@ -741,12 +748,14 @@ func TestLoaderServiceNeverRunsTwoLoaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Container Insights is the ContainerInsights parameter; the loader-not-running alarm follows it
+	// (TestEveryKindOfAlarmNotifiesTheTopic).
 	insights := false
 	for _, cs := range cl.ClusterSettings {
-		insights = insights || (deref(cs.Name) == "containerInsights" && deref(cs.Value) != "disabled")
+		insights = insights || (deref(cs.Name) == "containerInsights" && isRef(deref(cs.Value), "ContainerInsights"))
 	}
 	if !insights {
-		t.Error("Container Insights is off: the loader-not-running alarm has no metric")
+		t.Error("the cluster's containerInsights setting is not the ContainerInsights parameter")
 	}
 	if !slices.Contains(cl.CapacityProviders, "FARGATE") || !slices.Contains(cl.CapacityProviders, "FARGATE_SPOT") {
 		t.Errorf("cluster capacity providers %v", cl.CapacityProviders)
@@ -817,6 +826,7 @@ var starResourceAllowed = map[string]string{
 var wildcardSubAllowed = map[string]bool{
 	"${SnapshotBucket.Arn}/${SnapshotPrefix}/*": true,
 	"${SnapshotPrefix}/*":                       true, // the s3:prefix condition value, not a resource
+	"${SnapshotBucket.Arn}/${PublishPrefix}/*":  true, // the publication's objects
 }
 
 func list(v any) []any {
@@ -838,10 +848,19 @@ func strs(v any) []string {
 	return out
 }
 
+// statements returns a policy's statements; a conditional one (!If [cond, statement, !Ref AWS::NoValue])
+// counts as its statement, so that what it grants is checked like the rest.
 func statements(doc any) []map[string]any {
 	d, _ := doc.(map[string]any)
 	var out []map[string]any
 	for _, s := range list(d["Statement"]) {
+		if _, yes, _, ok := ifOf(s); ok {
+			s = yes
+		} else if m, ok := s.(map[string]any); ok {
+			if a, ok := m["Fn::If"].([]any); ok && len(a) == 3 {
+				s = a[1]
+			}
+		}
 		if m, ok := s.(map[string]any); ok {
 			out = append(out, m)
 		}
@@ -879,6 +898,14 @@ func allPolicies(t *testing.T) []policy {
 	}
 	for name, r := range tp.GetAllSQSQueuePolicyResources() {
 		ps = append(ps, policy{name, r.PolicyDocument})
+	}
+	// A log group's resource policy is a JSON string (with ${...} substitutions).
+	for name, r := range tp.GetAllLogsResourcePolicyResources() {
+		var doc any
+		if err := json.Unmarshal([]byte(subString(r.PolicyDocument)), &doc); err != nil {
+			t.Errorf("%s: policy document is not JSON: %v", name, err)
+		}
+		ps = append(ps, policy{name, doc})
 	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].where < ps[j].where })
 	return ps
@@ -994,6 +1021,7 @@ func TestIAMRolesGrantExactlyWhatEachProgramNeeds(t *testing.T) {
 	check("LoaderTaskRole", "Consume", []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}, attOf("SnapshotQueue"))
 	check("LoaderTaskRole", "DeadLetter", []string{"sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"}, attOf("SnapshotDeadLetterQueue"))
 	check("LoaderTaskRole", "MountDatabase", []string{"elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"}, attOf("FileSystem"))
+	check("LoaderTaskRole", "Publish", []string{"s3:PutObject"}, func(r any) bool { return subString(r) == "${SnapshotBucket.Arn}/${PublishPrefix}/*" })
 	check("SchedulerRole", "RunExtractor", []string{"ecs:RunTask"}, func(r any) bool { return isRef(r, "ExtractorTaskDefinition") })
 	check("SchedulerRole", "DeadLetter", []string{"sqs:SendMessage"}, attOf("SchedulerDeadLetterQueue"))
 
@@ -1039,12 +1067,20 @@ func TestIAMRolesGrantExactlyWhatEachProgramNeeds(t *testing.T) {
 	if eq, _ := cond["StringEquals"].(map[string]any); eq["iam:PassedToService"] != "ecs-tasks.amazonaws.com" {
 		t.Error("PassRole is not limited to ecs-tasks.amazonaws.com")
 	}
-	// The loader may read but never write snapshots; the extractor may never consume.
+	// The loader may read but never write snapshots: it writes the publication prefix only, and deletes
+	// nothing. The extractor may never consume.
 	for _, p := range allPolicies(t) {
 		for _, st := range statements(p.doc) {
 			for _, a := range strs(st["Action"]) {
-				if strings.HasPrefix(p.where, "LoaderTaskRole") && (a == "s3:PutObject" || a == "s3:DeleteObject") {
+				if strings.HasPrefix(p.where, "LoaderTaskRole") && a == "s3:DeleteObject" {
 					t.Errorf("loader may %s", a)
+				}
+				if strings.HasPrefix(p.where, "LoaderTaskRole") && a == "s3:PutObject" {
+					for _, r := range list(st["Resource"]) {
+						if subString(r) != "${SnapshotBucket.Arn}/${PublishPrefix}/*" {
+							t.Errorf("loader may s3:PutObject on %v, outside the publication prefix", r)
+						}
+					}
 				}
 				if strings.HasPrefix(p.where, "ExtractorTaskRole") && (a == "sqs:ReceiveMessage" || a == "sqs:DeleteMessage") {
 					t.Errorf("extractor may %s", a)
@@ -1056,7 +1092,7 @@ func TestIAMRolesGrantExactlyWhatEachProgramNeeds(t *testing.T) {
 
 // ------------------------------------------------------------------ alarms
 
-func TestFiveKindsOfAlarmNotifyTheTopic(t *testing.T) {
+func TestEveryKindOfAlarmNotifiesTheTopic(t *testing.T) {
 	tp := template(t)
 	type metric struct{ namespace, name string }
 	found := map[string]bool{}
@@ -1075,60 +1111,60 @@ func TestFiveKindsOfAlarmNotifyTheTopic(t *testing.T) {
 		}
 		m := metric{deref(a.Namespace), deref(a.MetricName)}
 		th := deref(a.Threshold)
+		period := deref(a.Period) * a.EvaluationPeriods
 		switch {
 		case m == metric{"AWS/SQS", "ApproximateNumberOfMessagesVisible"} && getAttOf(dims["QueueName"]) == "SnapshotDeadLetterQueue":
 			found["dead-letter queue"] = a.ComparisonOperator == "GreaterThanThreshold" && th == 0
 		case m == metric{"AWS/SQS", "ApproximateAgeOfOldestMessage"} && getAttOf(dims["QueueName"]) == "SnapshotQueue":
 			found["oldest message"] = a.ComparisonOperator == "GreaterThanThreshold" && th == 900
-		case m == metric{"ECS/ContainerInsights", "RunningTaskCount"} && getAttOf(dims["ServiceName"]) == "LoaderService":
-			found["loader not running"] = a.ComparisonOperator == "LessThanThreshold" && th == 1 && deref(a.TreatMissingData) == "breaching"
+		case name == "LoaderNotRunningAlarm":
+			// Container Insights' RunningTaskCount when it is on, the free AWS/ECS CPUUtilization sample count
+			// when it is off: either way missing data (no task) is breaching.
+			c1, ns1, ns2, ok1 := ifOf(deref(a.Namespace))
+			c2, mn1, mn2, ok2 := ifOf(deref(a.MetricName))
+			c3, st1, st2, ok3 := ifOf(deref(a.Statistic))
+			found["loader not running"] = ok1 && ok2 && ok3 && c1 == "InsightsOn" && c2 == c1 && c3 == c1 &&
+				ns1 == "ECS/ContainerInsights" && mn1 == "RunningTaskCount" && st1 == "Minimum" &&
+				ns2 == "AWS/ECS" && mn2 == "CPUUtilization" && st2 == "SampleCount" &&
+				getAttOf(dims["ServiceName"]) == "LoaderService" && isRef(dims["ClusterName"], "Cluster") &&
+				a.ComparisonOperator == "LessThanThreshold" && th == 1 && deref(a.TreatMissingData) == "breaching" &&
+				period == 300 && a.AWSCloudFormationCondition == ""
 		case m == metric{"AWS/SQS", "ApproximateNumberOfMessagesVisible"} && getAttOf(dims["QueueName"]) == "SchedulerDeadLetterQueue":
-			found["extractor failures"] = a.ComparisonOperator == "GreaterThanThreshold" && th == 0
+			found["scheduler could not start the extractor"] = a.ComparisonOperator == "GreaterThanThreshold" && th == 0
+		case m == metric{"AWS/Events", "Invocations"} && isRef(dims["RuleName"], "ExtractorTaskFailedRule"):
+			// A rate, not one message per failed run.
+			found["extractor failing"] = deref(a.Statistic) == "Sum" && period == 1800 && th == 3 &&
+				a.ComparisonOperator == "GreaterThanOrEqualToThreshold" && deref(a.TreatMissingData) == "notBreaching"
+		case m == metric{"AWS/Events", "Invocations"} && isRef(dims["RuleName"], "LotsFetchFailedRule"):
+			found["lots fetch failed"] = deref(a.Statistic) == "Sum" && th == 1 &&
+				a.ComparisonOperator == "GreaterThanOrEqualToThreshold" && deref(a.TreatMissingData) == "notBreaching"
 		case m == metric{"ParkingNewTaipei", "SnapshotsApplied"}:
 			found["nothing applied"] = dims["Dataset"] == "availability" && deref(a.Statistic) == "Sum" &&
-				deref(a.Period)*a.EvaluationPeriods == 900 && a.ComparisonOperator == "LessThanThreshold" && th == 1 &&
+				period == 900 && a.ComparisonOperator == "LessThanThreshold" && th == 1 &&
 				deref(a.TreatMissingData) == "breaching"
+		case m == metric{"ParkingNewTaipei", "SnapshotsRefused"}:
+			found["lots snapshot refused"] = dims["Dataset"] == "lots" && deref(a.Statistic) == "Sum" && th == 1 &&
+				a.ComparisonOperator == "GreaterThanOrEqualToThreshold" && deref(a.TreatMissingData) == "notBreaching"
 		default:
 			t.Errorf("alarm %s on %v is not one of the known kinds", name, m)
 		}
 	}
-	for _, kind := range []string{"dead-letter queue", "oldest message", "loader not running", "extractor failures", "nothing applied"} {
+	for _, kind := range []string{"dead-letter queue", "oldest message", "loader not running", "scheduler could not start the extractor",
+		"extractor failing", "lots fetch failed", "nothing applied", "lots snapshot refused"} {
 		if !found[kind] {
 			t.Errorf("alarm %q missing or mis-set", kind)
 		}
 	}
-
-	// Extractor tasks that ran and failed are reported by an EventBridge rule straight to the topic.
-	r, err := tp.GetEventsRuleWithName("ExtractorTaskFailedRule")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(r.Targets) != 1 || !isRef(r.Targets[0].Arn, "AlarmTopic") {
-		t.Error("extractor failure rule does not target the alarm topic")
-	}
-	pat, _ := json.Marshal(r.EventPattern)
-	for _, want := range []string{`"ECS Task State Change"`, `"STOPPED"`, `"anything-but":[0,2]`, `TaskFailedToStart`} {
-		if !strings.Contains(string(pat), want) {
-			t.Errorf("event pattern lacks %s: %s", want, pat)
-		}
-	}
-	// EventBridge may publish to the topic only for this rule.
+	// Only CloudWatch alarms publish to the topic.
 	tpol, err := tp.GetSNSTopicPolicyWithName("AlarmTopicPolicy")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var eventsScoped bool
 	for _, st := range statements(tpol.PolicyDocument) {
 		principal, _ := st["Principal"].(map[string]any)
-		if principal["Service"] != "events.amazonaws.com" {
-			continue
+		if principal["Service"] != "cloudwatch.amazonaws.com" {
+			t.Errorf("topic policy lets %v publish", principal)
 		}
-		cond, _ := st["Condition"].(map[string]any)
-		arnEq, _ := cond["ArnEquals"].(map[string]any)
-		eventsScoped = getAttOf(arnEq["aws:SourceArn"]) == "ExtractorTaskFailedRule"
-	}
-	if !eventsScoped {
-		t.Error("the topic policy does not let exactly the extractor failure rule publish")
 	}
 	sub, err := tp.GetSNSSubscriptionWithName("AlarmEmailSubscription")
 	if err != nil {
@@ -1136,5 +1172,61 @@ func TestFiveKindsOfAlarmNotifyTheTopic(t *testing.T) {
 	}
 	if sub.Protocol != "email" || !isRef(deref(sub.Endpoint), "AlarmEmail") || !isRef(sub.TopicArn, "AlarmTopic") {
 		t.Errorf("e-mail subscription %+v", sub)
+	}
+}
+
+// Failed extractor tasks are recorded (their stop reason is not in the task's log when the task never
+// started) in a log group only EventBridge may write to; the alarms above count them.
+func TestExtractorFailuresAreRecordedAndCounted(t *testing.T) {
+	tp := template(t)
+	lg, err := tp.GetLogsLogGroupWithName("ExtractorFailuresLogGroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name := subString(deref(lg.LogGroupName)); !strings.HasPrefix(name, "/aws/events/") {
+		t.Errorf("log group %q: EventBridge writes only under /aws/events/", name)
+	}
+	for _, rule := range []string{"ExtractorTaskFailedRule", "LotsFetchFailedRule"} {
+		r, err := tp.GetEventsRuleWithName(rule)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The log group's own ARN, without the ":*" of its Arn attribute (EventBridge delivers nothing to that).
+		if len(r.Targets) != 1 || subString(r.Targets[0].Arn) != "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${ExtractorFailuresLogGroup}" {
+			t.Errorf("%s does not target the failures log group: %+v", rule, r.Targets)
+		}
+		pat, _ := json.Marshal(r.EventPattern)
+		for _, want := range []string{`"ECS Task State Change"`, `"STOPPED"`, `"anything-but":[0,2]`, `TaskFailedToStart`} {
+			if !strings.Contains(string(pat), want) {
+				t.Errorf("%s: event pattern lacks %s: %s", rule, want, pat)
+			}
+		}
+		detail, _ := r.EventPattern.(map[string]any)["detail"].(map[string]any)
+		prefix, _ := list(detail["taskDefinitionArn"])[0].(map[string]any)
+		if !strings.HasSuffix(subString(prefix["prefix"]), ":task-definition/${AWS::StackName}-extractor:") {
+			t.Errorf("%s does not select the extractor's task definition family: %v", rule, prefix)
+		}
+		if rule == "LotsFetchFailedRule" && !strings.Contains(string(pat), `"containerOverrides":{"command":["lots"]}`) {
+			t.Errorf("%s does not select the lots fetch: %s", rule, pat)
+		}
+		if !slices.Contains(r.AWSCloudFormationDependsOn, "ExtractorFailuresLogPolicy") {
+			t.Errorf("%s may fire before EventBridge may write the log group", rule)
+		}
+	}
+	var granted bool
+	for _, p := range allPolicies(t) {
+		if p.where != "ExtractorFailuresLogPolicy" {
+			continue
+		}
+		for _, st := range statements(p.doc) {
+			principal, _ := st["Principal"].(map[string]any)
+			services := strs(principal["Service"])
+			granted = st["Effect"] == "Allow" && slices.Contains(services, "events.amazonaws.com") &&
+				fmt.Sprint(st["Resource"]) == "${ExtractorFailuresLogGroup.Arn}" &&
+				slices.Equal(strs(st["Action"]), []string{"logs:CreateLogStream", "logs:PutLogEvents"})
+		}
+	}
+	if !granted {
+		t.Error("the log resource policy does not let EventBridge write exactly the failures log group")
 	}
 }

@@ -58,17 +58,21 @@ func (l *loader) runBackups(ctx context.Context) {
 }
 
 // backupOnce takes one rotated backup (when -backup-dir is set). Serve calls
-// it before consuming, so there is always a copy from before whatever this
-// version, and its migrations, will do.
+// it before consuming, so there is always a copy from before this version
+// applies anything. It runs as maintenance: however long VACUUM INTO takes
+// on EFS (and applies wait for it), /healthz does not report the loader dead.
 func (l *loader) backupOnce(ctx context.Context) {
 	if l.cfg.BackupDir == "" {
 		return
 	}
-	start := time.Now()
-	path, err := l.db.BackupRotate(ctx, l.cfg.BackupDir, l.cfg.BackupKeep, start)
-	if err != nil {
-		l.log.Error("backup failed", "dir", l.cfg.BackupDir, "err", err)
-		return
-	}
-	l.log.Info("backup written", "path", path, "duration_ms", time.Since(start).Milliseconds())
+	_ = l.busy.run(ctx, l.log, "backup", maintenanceLimit, func(ctx context.Context) error {
+		start := time.Now()
+		path, err := l.db.BackupRotate(ctx, l.cfg.BackupDir, l.cfg.BackupKeep, start)
+		if err != nil {
+			l.log.Error("backup failed", "dir", l.cfg.BackupDir, "err", err)
+			return err
+		}
+		l.log.Info("backup written", "path", path, "duration_ms", time.Since(start).Milliseconds())
+		return nil
+	})
 }

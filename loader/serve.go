@@ -43,6 +43,7 @@ type loader struct {
 	db    *sqlite.DB
 	store store.Store
 	queue queue.Queue
+	busy  maintenance // backups and reconcile, which /healthz must not take for a dead loop
 }
 
 // open takes the database (and its single-writer lock) first: a second
@@ -99,7 +100,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, logOut io.Writer) 
 	log.Info("loader started", "version", version, "db", cfg.DB, "store", l.store.String(), "queue", l.queue.String(), "drain", cfg.Drain)
 	l.backupOnce(ctx)
 	if cfg.Reconcile > 0 {
-		if err := l.reconcile(ctx); err != nil {
+		if err := l.busy.run(ctx, l.log, "reconcile", maintenanceLimit, l.reconcile); err != nil {
 			return err
 		}
 	}
@@ -149,7 +150,7 @@ func (l *loader) observe(ctx context.Context, logOut io.Writer) (consume.Config,
 			wait = consume.DefaultWait
 		}
 		srv = web.New(web.Config{Addr: l.cfg.HTTPAddr, Logger: l.log, Metrics: reg,
-			LiveWithin: web.LiveWindow(wait), Stats: l.db.Stats})
+			LiveWithin: web.LiveWindow(wait), Busy: l.busy.state, Stats: l.db.Stats})
 		if err := srv.Start(); err != nil {
 			return cc, nil, err
 		}

@@ -1,6 +1,8 @@
-// Package clitest checks what every subcommand of a binary owes its users,
-// whatever it does: help on request, and a clear refusal of a flag it does
-// not have.
+// Package clitest holds what tests know of the two binaries' command lines:
+// what every subcommand owes its users whatever it does (help on request, a
+// clear refusal of a flag it does not have), and the commands, flags and
+// environment variables read from the built binaries' own -h output, which
+// the docs and the stack are checked against.
 package clitest
 
 import (

@@ -51,13 +51,13 @@ func Replace(path string, create func(tmp string) error) error {
 	if err := create(tmp); err != nil {
 		return discard(tmp, fmt.Errorf("write %s: %w", tmp, err))
 	}
-	if err := syncPath(tmp); err != nil {
+	if err := Sync(tmp); err != nil {
 		return discard(tmp, fmt.Errorf("fsync %s: %w", tmp, err))
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return discard(tmp, err)
 	}
-	if err := syncPath(dir); err != nil {
+	if err := Sync(dir); err != nil {
 		return fmt.Errorf("fsync directory %s (the new %s is in place, but a crash could lose it): %w", dir, filepath.Base(path), err)
 	}
 	return nil
@@ -83,7 +83,9 @@ func discard(tmp string, err error) error {
 	return err
 }
 
-func syncPath(path string) error {
+// Sync flushes a file, or a directory's entries, to stable storage: after a
+// rename, the directory must be synced too for the new name to survive a crash.
+func Sync(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err

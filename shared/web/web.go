@@ -32,6 +32,13 @@ type Config struct {
 	// LiveWithin is how recent the loop's last activity must be for /healthz
 	// to answer 200. Use LiveWindow(poll wait).
 	LiveWithin time.Duration
+	// Busy reports maintenance that keeps the consume loop from reporting
+	// while it runs (the start-up backup, a reconcile, a backup that holds
+	// the database): what runs ("" when nothing does) and when such work last
+	// ended. /healthz answers 200 naming the work while it runs and counts its
+	// end as activity, so maintenance never makes a healthy loader look dead.
+	// The caller bounds that work with a deadline; nil: no maintenance.
+	Busy func() (what string, ended time.Time)
 	// Stats reads the database statistics for /stats; nil serves 404.
 	Stats func(ctx context.Context) (sqlite.Stats, error)
 	// Now is the clock (nil: time.Now); it must agree with the registry's.
@@ -97,6 +104,16 @@ func (s *Server) Handler() http.Handler {
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	last := s.cfg.Metrics.LastActivity()
+	if s.cfg.Busy != nil {
+		what, ended := s.cfg.Busy()
+		if what != "" {
+			text(w, http.StatusOK, "ok: "+what+" running\n")
+			return
+		}
+		if ended.After(last) {
+			last = ended
+		}
+	}
 	idle := s.cfg.Now().Sub(last)
 	if idle > s.cfg.LiveWithin {
 		text(w, http.StatusServiceUnavailable, fmt.Sprintf("consume loop silent for %s (limit %s)\n", idle.Round(time.Second), s.cfg.LiveWithin))

@@ -229,6 +229,54 @@ func TestHealthzFailsWhenTheLoopIsSilent(t *testing.T) {
 	}
 }
 
+// Maintenance that stops the loop from polling (a long backup on EFS) keeps
+// /healthz answering 200 while it runs and for a full window after it ends;
+// the loop must then report again, as before.
+func TestHealthzStaysOKWhileMaintenanceRuns(t *testing.T) {
+	c := &clock{t: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}
+	reg := metrics.New(c.now)
+	window := web.LiveWindow(20 * time.Second)
+	var (
+		mu    sync.Mutex
+		what  string
+		ended time.Time
+	)
+	busy := func() (string, time.Time) { mu.Lock(); defer mu.Unlock(); return what, ended }
+	set := func(w string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if what != "" && w == "" {
+			ended = c.now()
+		}
+		what = w
+	}
+	srv := web.New(web.Config{Addr: "127.0.0.1:0", Metrics: reg, LiveWithin: window, Now: c.now, Busy: busy})
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	addr := srv.Addr()
+
+	set("backup")
+	c.add(10 * window)
+	code, body := get(t, addr, "/healthz")
+	if code != 200 || !strings.Contains(body, "backup") {
+		t.Errorf("during a backup ten windows long: %d %q, want 200 naming the backup", code, body)
+	}
+	if err := web.Check(context.Background(), addr, time.Second); err != nil {
+		t.Errorf("the container health check fails during maintenance: %v", err)
+	}
+	set("")
+	c.add(window)
+	if code, _ := get(t, addr, "/healthz"); code != 200 {
+		t.Errorf("one window after the backup ended: %d, want 200", code)
+	}
+	c.add(time.Second)
+	if code, _ := get(t, addr, "/healthz"); code != 503 {
+		t.Errorf("a silent loop after the backup: %d, want 503", code)
+	}
+}
+
 func TestCheck(t *testing.T) {
 	ctx := context.Background()
 	status := http.StatusOK
