@@ -11,17 +11,20 @@ import (
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/web/livemap"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
 )
 
 // Config is the loader's configuration, from flags and the environment.
 type Config struct {
-	Store    string
-	Queue    string
-	DB       string
-	LogLevel string
-	HTTPAddr string
+	Store     string
+	Queue     string
+	DB        string
+	DBLocking string
+	LogLevel  string
+	HTTPAddr  string
+	MapTiles  string
 
 	// Consume settings.
 	Drain           bool
@@ -48,6 +51,7 @@ type Config struct {
 // bindCommon registers the flags every loader command shares.
 func (c *Config) bindCommon(f *cli.Flags) {
 	f.String(&c.DB, "db", "PARKING_DB", "./data/parking.db", "SQLite database file")
+	f.String(&c.DBLocking, "db-locking", "PARKING_DB_LOCKING", "auto", "auto (WAL on a local disk, exclusive on NFS/EFS, SMB, FUSE), exclusive or shared (WAL: other processes read while the loader writes)")
 	f.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
 }
 
@@ -60,7 +64,7 @@ func (c *Config) bindBackends(f *cli.Flags) {
 // bindConsume registers the flags of the consume loop.
 func (c *Config) bindConsume(f *cli.Flags) {
 	c.bindBackends(f)
-	f.String(&c.HTTPAddr, "http-addr", "PARKING_HTTP_ADDR", "", "address for /healthz, /readyz and /metrics (off when empty)")
+	f.String(&c.MapTiles, "map-tiles", "PARKING_MAP_TILES", livemap.DefaultTiles, "tile URL template of the live map's background ({z}/{x}/{y}); none: a plain background")
 	f.Bool(&c.WaitLock, "wait-lock", "PARKING_WAIT_LOCK", false, "wait as a standby while another loader holds the database, instead of failing")
 	f.Bool(&c.AllowMassDelete, "allow-mass-delete", "PARKING_ALLOW_MASS_DELETE", false, "apply lots snapshots that soft-delete more than half of the active lots")
 	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", "PARKING_SHUTDOWN_TIMEOUT", 25*time.Second, "deadline of a graceful stop (keep it under ECS's stopTimeout)")
@@ -72,6 +76,12 @@ func (c *Config) bindConsume(f *cli.Flags) {
 	f.Duration(&c.BackupEvery, "backup-every", "PARKING_BACKUP_EVERY", 24*time.Hour, "how often to back up into -backup-dir")
 	f.Int(&c.BackupKeep, "backup-keep", "PARKING_BACKUP_KEEP", 7, "how many backups to keep in -backup-dir")
 	f.String(&c.GeoJSON, "geojson", "PARKING_GEOJSON", "./data/lots.geojson", "GeoJSON of the active lots written after each availability apply (empty: off)")
+}
+
+// bindHTTP registers -http-addr: off by default for serve (the image sets
+// it), on for local, where the map should be one click away.
+func (c *Config) bindHTTP(f *cli.Flags, def string) {
+	f.String(&c.HTTPAddr, "http-addr", "PARKING_HTTP_ADDR", def, "address for /healthz, /readyz, /metrics, the read API /api/v1/ and the live map / (off when empty)")
 }
 
 // Validate checks the configuration before anything runs.
@@ -87,6 +97,12 @@ func (c *Config) Validate() error {
 		if p, err := url.Parse(u.value); err != nil || p.Scheme == "" {
 			errs = append(errs, fmt.Errorf("%s %q: not a URL", u.name, u.value))
 		}
+	}
+	if _, err := sqlite.ParseLocking(c.DBLocking); err != nil {
+		errs = append(errs, fmt.Errorf("-db-locking: %w", err))
+	}
+	if err := (livemap.Config{Tiles: c.MapTiles}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("-map-tiles: %w", err))
 	}
 	if c.ShutdownTimeout < 0 || c.PollWait < 0 || c.Visibility < 0 || c.Reconcile < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
@@ -123,6 +139,7 @@ func (c *Config) parse(f *cli.Flags, args []string, stderr io.Writer) (*slog.Log
 // (cli.ExitSkipped); ok is false whenever the command should return code.
 func openAlone(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer, command, hint string, opts sqlite.Options) (db *sqlite.DB, code int, ok bool) {
 	opts.Logger = log
+	opts.Locking = sqlite.Locking(cfg.DBLocking)
 	db, err := sqlite.Open(ctx, cfg.DB, opts)
 	if errors.Is(err, sqlite.ErrLocked) {
 		fmt.Fprintf(stderr, "loader %s: refused: %v\n%s\n", command, err, hint)

@@ -29,6 +29,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	f := cli.NewFlags("loader local", env, stderr)
 	cfg.bindCommon(f)
 	cfg.bindConsume(f)
+	cfg.bindHTTP(f, "127.0.0.1:8080")
 	f.String(&cfg.FeedBaseURL, "feed-base-url", "PARKING_FEED_BASE_URL", "https://data.ntpc.gov.tw", "base URL of the city's open-data platform")
 	f.Duration(&availabilityEvery, "availability-every", "PARKING_AVAILABILITY_EVERY", 5*time.Minute, "fetch the live feed this often, aligned to the clock")
 	f.Int(&lotsHour, "lots-hour", "PARKING_LOTS_HOUR", 2, "fetch the lots daily at this hour, Asia/Taipei")

@@ -49,10 +49,17 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	return cli.ExitOK
 }
 
-// readStats reads the database, or, when a running loader holds its
-// exclusive lock and its HTTP address is known, asks that loader.
+// readStats reads the database: alone when no loader runs, beside a loader
+// in shared mode (read-only), or, when a loader in exclusive mode holds it and
+// its HTTP address is known, by asking that loader.
 func readStats(ctx context.Context, cfg Config) (sqlite.Stats, error) {
-	db, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{})
+	db, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{Locking: sqlite.Locking(cfg.DBLocking)})
+	if errors.Is(err, sqlite.ErrLocked) {
+		if ro, rerr := sqlite.OpenReadOnly(ctx, cfg.DB); rerr == nil {
+			defer ro.Close()
+			return ro.Stats(ctx)
+		}
+	}
 	if errors.Is(err, sqlite.ErrLocked) && cfg.HTTPAddr != "" {
 		st, herr := web.FetchStats(ctx, cfg.HTTPAddr, 30*time.Second)
 		if herr != nil {

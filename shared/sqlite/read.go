@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"time"
@@ -177,8 +178,8 @@ var ErrRange = errors.New("bad time range")
 // ErrNotFound when the ID is neither a lot nor was ever in the live feed.
 func (db *DB) History(ctx context.Context, id string, from, to time.Time) ([]Observation, error) {
 	if !from.Before(to) || to.Sub(from) > MaxHistory {
-		return nil, fmt.Errorf("history of %q from %s to %s: %w: want from before to, at most %s apart",
-			id, formatTime(from), formatTime(to), ErrRange, MaxHistory)
+		return nil, fmt.Errorf("history of %q from %s to %s: %w: want from before to, at most %d days apart",
+			id, formatTime(from), formatTime(to), ErrRange, MaxHistory/(24*time.Hour))
 	}
 	db.mu.Lock()
 	defer db.mu.Unlock()
@@ -250,3 +251,42 @@ func ceilSecond(t time.Time) int64 {
 // FormatTime renders t as the database writes times: ISO 8601 to the second
 // with the +08:00 offset.
 func FormatTime(t time.Time) string { return formatTime(t) }
+
+// OpenReadOnly opens the database for reading beside a running loader in
+// shared mode (`loader stats`, `loader export`): one read-only connection, no
+// writer lock, no migration. A database of another schema version is
+// refused, and a loader in exclusive mode keeps it out (ErrLocked).
+func OpenReadOnly(ctx context.Context, path string) (_ *DB, err error) {
+	if err := checkFile(path); err != nil {
+		return nil, err
+	}
+	readers, err := openReaders(path, DefaultLockTimeout)
+	if isBusy(err) {
+		return nil, fmt.Errorf("open database %s read-only: %w (%v)", path, ErrLocked, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open database %s read-only: %w", path, err)
+	}
+	readers.SetMaxOpenConns(1)
+	db := &DB{path: path, sql: readers, logger: slog.New(slog.DiscardHandler), now: time.Now}
+	defer func() {
+		if err != nil {
+			db.Close()
+		}
+	}()
+	if db.conn, err = readers.Conn(ctx); err != nil {
+		return nil, fmt.Errorf("open database %s read-only: %w", path, err)
+	}
+	var version int
+	err = db.conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version)
+	if isBusy(err) {
+		return nil, fmt.Errorf("open database %s read-only: %w (%v)", path, ErrLocked, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open database %s read-only: %w", path, err)
+	}
+	if version != SchemaVersion() {
+		return nil, fmt.Errorf("open database %s read-only: schema version %d, this build reads %d", path, version, SchemaVersion())
+	}
+	return db, nil
+}
