@@ -245,6 +245,7 @@
     selected = id;
     if (old && markers[old]) tag(markers[old]);
     tag(m);
+    results.hidden = true;
     if (fly) map.setView(m.marker.getLatLng(), Math.max(map.getZoom(), 16));
     var l = m.lot;
     text('d-name', l.name);
@@ -273,7 +274,7 @@
     text('d-hours', l.serviceTime || '—');
     text('d-capacity', t('car') + ' ' + l.totalCar + ' · ' + t('motor') + ' ' + l.totalMotor + ' · ' + t('bike') + ' ' + l.totalBike);
     details.hidden = false;
-    details.dataset.parkingId = id;
+    details.dataset.selectedLot = id;
     history(l);
   }
 
