@@ -430,16 +430,32 @@ func (db *DB) withTx(ctx context.Context, commit *time.Duration, fn func(tx *sql
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
+		db.afterFull(ctx, err)
 		return err
 	}
 	start := time.Now()
 	if err := tx.Commit(); err != nil {
+		db.afterFull(ctx, err)
 		return fmt.Errorf("commit: %w", err)
 	}
 	if commit != nil {
 		*commit = time.Since(start)
 	}
 	return nil
+}
+
+// afterFull gives a full disk back the WAL's space in shared mode: a failed
+// transaction leaves the WAL at its largest, and a truncating checkpoint
+// moves the committed frames into the database and empties it, so the retry
+// has room. Best effort: it fails too while the disk stays full.
+func (db *DB) afterFull(ctx context.Context, err error) {
+	var se *modernc.Error
+	if db.locking != LockingShared || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_FULL {
+		return
+	}
+	if _, cerr := db.conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA wal_checkpoint(TRUNCATE)"); cerr != nil {
+		db.logger.Debug("checkpoint after a full disk", "path", db.path, "err", cerr)
+	}
 }
 
 func (db *DB) loadLotIDs(ctx context.Context) error {
