@@ -42,7 +42,7 @@ func (s *Server) registerAPI(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/lots/{id}", s.apiLot)
 	mux.HandleFunc("GET /api/v1/lots/{id}/availability", s.apiHistory)
 	mux.HandleFunc("GET /api/v1/availability/latest", s.apiLatest)
-	mux.HandleFunc("GET /api/v1/stats", s.apiStats)
+	mux.HandleFunc("GET /api/v1/stats", s.stats) // the same document as /stats
 	mux.HandleFunc("GET /api/", func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path+
 			" (see /api/v1/lots, /api/v1/lots/{id}, /api/v1/lots/{id}/availability, /api/v1/availability/latest, /api/v1/stats)")
@@ -197,6 +197,19 @@ func (s *Server) apiLot(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, "application/json", d, true)
 }
 
+// timeParam reads a time parameter as the command line does (RFC 3339, or a
+// Taipei date or minute); empty means def.
+func timeParam(v, name string, def time.Time) (time.Time, error) {
+	if v == "" {
+		return def, nil
+	}
+	t, err := cli.ParseTime(v)
+	if err != nil {
+		return t, fmt.Errorf("%s: %w", name, err)
+	}
+	return t, nil
+}
+
 type observationJSON struct {
 	ObservedAt   string `json:"observed_at"`
 	AvailableCar int64  `json:"available_car"`
@@ -210,23 +223,15 @@ func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, fmt.Sprintf("format %q: want json or csv", format))
 		return
 	}
-	to := s.cfg.Now()
-	if v := q.Get("to"); v != "" {
-		t, err := cli.ParseTime(v)
-		if err != nil {
-			apiError(w, http.StatusBadRequest, "to: "+err.Error())
-			return
-		}
-		to = t
+	to, err := timeParam(q.Get("to"), "to", s.cfg.Now())
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err.Error())
+		return
 	}
-	from := to.Add(-defaultHistory)
-	if v := q.Get("from"); v != "" {
-		t, err := cli.ParseTime(v)
-		if err != nil {
-			apiError(w, http.StatusBadRequest, "from: "+err.Error())
-			return
-		}
-		from = t
+	from, err := timeParam(q.Get("from"), "from", to.Add(-defaultHistory))
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	var obs []sqlite.Observation
 	if !s.read(w, r, func(ctx context.Context, db *sqlite.DB) (err error) {
@@ -270,23 +275,6 @@ func (s *Server) apiLatest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeBody(w, r, "application/json", buf.Bytes(), true)
-}
-
-func (s *Server) apiStats(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Stats == nil {
-		apiError(w, http.StatusNotFound, "this server has no database")
-		return
-	}
-	// Stats scans the observations (see docs/OBSERVABILITY.md for its cost).
-	ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
-	defer cancel()
-	st, err := s.cfg.Stats(ctx)
-	if err != nil {
-		s.log.Warn("stats for /api/v1/stats failed", "err", err)
-		apiError(w, http.StatusInternalServerError, "stats: "+err.Error())
-		return
-	}
-	writeJSON(w, r, "application/json", st, false)
 }
 
 func writeJSON(w http.ResponseWriter, r *http.Request, contentType string, v any, etag bool) {

@@ -134,12 +134,31 @@ func (b *bench) run(ctx context.Context, mode sqlite.Locking) error {
 		}
 		fmt.Printf("| %s | %s | %s | %s | %d |\n", e.name, pct(ds, 50), pct(ds, 99), pct(ds, 100), size)
 	}
-	if b.stats {
-		d, n, err := get(base + "/api/v1/stats")
-		if err != nil {
-			return fmt.Errorf("stats: %w", err)
+	// The query alone, without HTTP and JSON: what holds a connection.
+	for _, days := range []int{7, 31} {
+		var ds []time.Duration
+		for range b.n {
+			to := last.Add(-time.Duration(rng.IntN(300*24)) * time.Hour)
+			id := live[rng.IntN(len(live))]
+			t0 := time.Now()
+			if err := db.Read(ctx, func(r *sqlite.DB) error {
+				_, err := r.History(ctx, id, to.Add(-time.Duration(days)*24*time.Hour), to)
+				return err
+			}); err != nil {
+				return err
+			}
+			ds = append(ds, time.Since(t0))
 		}
-		fmt.Printf("| GET /api/v1/stats (one request) | %s | | | %d |\n", d.Round(time.Millisecond), n)
+		fmt.Printf("| History query alone, %d days (no HTTP, no JSON) | %s | %s | %s | |\n", days, pct(ds, 50), pct(ds, 99), pct(ds, 100))
+	}
+	if b.stats {
+		t0 := time.Now()
+		_, n, err := get(base + "/api/v1/stats")
+		if err != nil {
+			fmt.Printf("| GET /api/v1/stats (one request) | failed after %s: %v | | | |\n", time.Since(t0).Round(time.Millisecond), err)
+		} else {
+			fmt.Printf("| GET /api/v1/stats (one request) | %s | | | %d |\n", time.Since(t0).Round(time.Millisecond), n)
+		}
 	}
 
 	// Applies: alone, beside readers hammering the API, and during /stats.
