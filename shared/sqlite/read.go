@@ -181,61 +181,91 @@ func (db *DB) History(ctx context.Context, id string, from, to time.Time) ([]Obs
 		return nil, fmt.Errorf("history of %q from %s to %s: %w: want from before to, at most %d days apart",
 			id, formatTime(from), formatTime(to), ErrRange, MaxHistory/(24*time.Hour))
 	}
+	n, known, err := db.historyLot(ctx, id)
+	if err != nil || !known {
+		return []Observation{}, err
+	}
+	// In day-long slices, each its own short query: in exclusive mode the
+	// connection is the writer's, and an apply waits for one slice at most
+	// (a day of one lot, a few milliseconds), never for a whole month.
+	out := []Observation{}
+	steps := int64(0)
+	lo, hi := ceilSecond(from), ceilSecond(to)
+	for start := lo; start < hi; start += historySlice {
+		end := min(start+historySlice, hi)
+		if out, steps, err = db.historySlice(ctx, id, n, start, end, out, steps); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// historySlice is one day of History.
+const historySlice = 24 * 3600
+
+// historyLot returns the lot_ids ordinal of id; known is false (with no
+// error) for a lot never seen in the live feed, ErrNotFound for no lot.
+func (db *DB) historyLot(ctx context.Context, id string) (n int64, known bool, err error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	var n int64
-	err := db.conn.QueryRowContext(ctx, "SELECT n FROM lot_ids WHERE id = ?", id).Scan(&n)
+	err = db.conn.QueryRowContext(ctx, "SELECT n FROM lot_ids WHERE id = ?", id).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		var one int
 		err = db.conn.QueryRowContext(ctx, "SELECT 1 FROM parking_lots WHERE id = ?", id).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("history of %q: %w", id, ErrNotFound)
+			return 0, false, fmt.Errorf("history of %q: %w", id, ErrNotFound)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("history of %q: %w", id, err)
+			return 0, false, fmt.Errorf("history of %q: %w", id, err)
 		}
-		return []Observation{}, nil // a lot never seen in the live feed
+		return 0, false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("history of %q: %w", id, err)
+		return 0, false, fmt.Errorf("history of %q: %w", id, err)
 	}
+	return n, true, nil
+}
+
+// historySlice appends lot n's observations with lo <= t < hi (unix
+// seconds) to out; steps counts the fetch times visited so far.
+func (db *DB) historySlice(ctx context.Context, id string, n, lo, hi int64, out []Observation, steps int64) ([]Observation, int64, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
 	// Keys are t << 16 | lot, so one lot's rows are every ~1,400th row of a
 	// time range: scanning 7 days visits ~850,000 rows (~200 ms). Instead the
 	// query hops from each fetch time to the next (a seek past t << 16 | 65535)
 	// and looks the lot up at each (a seek to t << 16 | lot): two seeks per
 	// fetch time, ~2,000 for 7 days, and no index to pay for on every apply.
-	// steps caps the hops for data with a time per row (legacy imports).
-	lo, hi := ceilSecond(from), ceilSecond(to)
+	// The step cap bounds data with a time per row (legacy imports).
 	rows, err := db.conn.QueryContext(ctx, `WITH RECURSIVE ticks(t, step) AS (
-			SELECT (SELECT k >> 16 FROM availability_obs WHERE k >= ?1 << 16 ORDER BY k LIMIT 1), 1
+			SELECT (SELECT k >> 16 FROM availability_obs WHERE k >= ?1 << 16 ORDER BY k LIMIT 1), ?4 + 1
 			UNION ALL
 			SELECT (SELECT k >> 16 FROM availability_obs WHERE k > ((t << 16) | 65535) ORDER BY k LIMIT 1), step + 1
-			FROM ticks WHERE t < ?2 AND step < ?4
+			FROM ticks WHERE t < ?2 AND step < ?5
 		)
 		SELECT t, step, o.v FROM ticks LEFT JOIN availability_obs o ON o.k = ((t << 16) | ?3)
-		WHERE t < ?2 ORDER BY t`, lo, hi, n, maxHistorySteps)
+		WHERE t < ?2 ORDER BY t`, lo, hi, n, steps, maxHistorySteps)
 	if err != nil {
-		return nil, fmt.Errorf("history of %q: %w", id, err)
+		return nil, 0, fmt.Errorf("history of %q: %w", id, err)
 	}
 	defer rows.Close()
-	out := []Observation{}
 	for rows.Next() {
-		var t, step int64
+		var t int64
 		var v sql.NullInt64
-		if err := rows.Scan(&t, &step, &v); err != nil {
-			return nil, fmt.Errorf("history of %q: %w", id, err)
+		if err := rows.Scan(&t, &steps, &v); err != nil {
+			return nil, 0, fmt.Errorf("history of %q: %w", id, err)
 		}
-		if step >= maxHistorySteps {
-			return nil, fmt.Errorf("history of %q: %w: more than %d distinct observation times; ask for a shorter range", id, ErrRange, maxHistorySteps)
+		if steps >= maxHistorySteps {
+			return nil, 0, fmt.Errorf("history of %q: %w: more than %d distinct observation times; ask for a shorter range", id, ErrRange, maxHistorySteps)
 		}
 		if v.Valid {
 			out = append(out, Observation{At: time.Unix(t, 0).In(taipei), AvailableCar: v.Int64})
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("history of %q: %w", id, err)
+		return nil, 0, fmt.Errorf("history of %q: %w", id, err)
 	}
-	return out, nil
+	return out, steps, nil
 }
 
 // ceilSecond is t rounded up to a whole second: observation times are whole
