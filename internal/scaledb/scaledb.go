@@ -313,7 +313,7 @@ func observations(ctx context.Context, raw *sql.DB, rng *rand.Rand, cfg Config, 
 			return 0, 0, err
 		}
 	}
-	last := cfg.End.Add(-time.Duration(cfg.End.Sub(begin)%cfg.Every))
+	last := cfg.End.Add(-time.Duration(cfg.End.Sub(begin) % cfg.Every))
 	lastText := last.In(cfg.End.Location()).Format("2006-01-02T15:04:05-07:00")
 	for i, l := range lots {
 		v, ok := lastValues[i]
