@@ -3,6 +3,7 @@ package reliability
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/internal/feedtest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store/filestore"
 )
@@ -151,7 +153,12 @@ func TestFaultsFeedExtractor(t *testing.T) {
 // whose pages are damaged: the loader refuses to start, names the file and
 // the failed check, and leaves the file byte-identical.
 func TestFaultsDamagedDatabase(t *testing.T) {
+	forEachLocking(t, testFaultsDamagedDatabase)
+}
+
+func testFaultsDamagedDatabase(t *testing.T, mode sqlite.Locking) {
 	w := newWorld(t)
+	w.locking = mode
 	send(t, w.queue, publish(t, w.store, lotsSnapshot(t0, baseLots(t)), 20))
 	w.drain(nil)
 	good, err := os.ReadFile(w.db)
@@ -184,7 +191,8 @@ func TestFaultsDamagedDatabase(t *testing.T) {
 			if err := os.WriteFile(db, c.content, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			code, log := run(t, loaderEnv(dir, "file://"+w.store.Dir(), "sqlite://"+filepath.Join(dir, "q.db"), "PARKING_POLL_WAIT=50ms"), "loader", "serve", "-drain")
+			code, log := run(t, loaderEnv(dir, "file://"+w.store.Dir(), "sqlite://"+filepath.Join(dir, "q.db"), "PARKING_POLL_WAIT=50ms",
+				"PARKING_DB_LOCKING="+string(mode)), "loader", "serve", "-drain")
 			if code != 1 {
 				t.Fatalf("loader exited %d on a %s, want 1; log:\n%s", code, c.name, log)
 			}
@@ -219,6 +227,10 @@ func TestFaultsDamagedDatabase(t *testing.T) {
 // applies. The transaction fails cleanly, the message is not deleted, and once
 // space is freed the loader carries on by itself; the result equals a clean run.
 func TestFaultsDiskFull(t *testing.T) {
+	forEachLocking(t, testFaultsDiskFull)
+}
+
+func testFaultsDiskFull(t *testing.T, mode sqlite.Locking) {
 	if os.Geteuid() != 0 {
 		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
 			t.Fatal("the disk-full test mounts a small tmpfs and needs root; CI runs as root")
@@ -235,18 +247,30 @@ func TestFaultsDiskFull(t *testing.T) {
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Fatalf("mount a 512 KiB tmpfs at %s: %v\n%s", mnt, err, out)
+	// WAL mode needs headroom for its WAL (up to wal_autocheckpoint pages,
+	// 4 MiB, before it is copied back) besides the database: a bigger disk.
+	size := 512 << 10
+	if mode == sqlite.LockingShared {
+		size = 8 << 20
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount a %d KiB tmpfs at %s: %v\n%s", size>>10, mnt, err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
-	// The filler leaves ~96 KiB for the database: enough to start, not to finish.
+	// The filler leaves room enough to start, not to finish: ~96 KiB for a
+	// rollback journal; WAL mode starts with its 32 KiB shared-memory index
+	// and the migration's pages in the WAL besides the database, so more.
+	room := 96 << 10
+	if mode == sqlite.LockingShared {
+		room = 224 << 10
+	}
 	filler := filepath.Join(mnt, "filler")
-	if err := os.WriteFile(filler, make([]byte, 512<<10-96<<10), 0o644); err != nil {
+	if err := os.WriteFile(filler, make([]byte, size-room), 0o644); err != nil {
 		t.Fatalf("write the filler: %v", err)
 	}
 	send(t, w.queue, bodies...)
 	env := loaderEnv(w.dir, "file://"+w.store.Dir(), "sqlite://"+w.queuePath(),
-		"PARKING_DB="+filepath.Join(mnt, "parking.db"), "PARKING_POLL_WAIT=1s")
+		"PARKING_DB="+filepath.Join(mnt, "parking.db"), "PARKING_POLL_WAIT=1s", "PARKING_DB_LOCKING="+string(mode))
 	p := start(t, env, "loader", "serve")
 	line, ok := p.next(t, "transient failure", "batch apply failed")
 	if !ok {
@@ -286,8 +310,9 @@ func TestFaultsDiskFull(t *testing.T) {
 	if got := dbtest.Dump(t, filepath.Join(mnt, "parking.db")); got != want {
 		t.Fatalf("after the disk-full episode the database differs from the clean run\n%s", diff(want, got))
 	}
+	checkLocking(t, p.log(), mode)
 	fails := strings.Count(p.log(), "transient failure")
-	t.Logf("RESULT disk full: snapshots=%d transient_failures=%d restarts=0 rows_lost=0", len(bodies), fails)
+	t.Logf("RESULT disk full (%s): snapshots=%d transient_failures=%d restarts=0 rows_lost=0", mode, len(bodies), fails)
 }
 
 func lastLine(s string) string {
