@@ -38,7 +38,7 @@ func (db *DB) Apply(ctx context.Context, in ...snapshot.Input) ([]snapshot.Resul
 			}
 			results = append(results, r)
 		}
-		return nil
+		return a.flushSummaries(ctx)
 	})
 	if err != nil {
 		return nil, err
@@ -46,11 +46,17 @@ func (db *DB) Apply(ctx context.Context, in ...snapshot.Input) ([]snapshot.Resul
 	for i := range results {
 		results[i].Commit = a.commit
 	}
-	// Ordinals created in the transaction are real only now that it committed.
-	for id, n := range a.newIDs {
-		db.lotIDs[id] = n
-	}
+	a.committed()
 	return results, nil
+}
+
+// committed tells the DB what a committed transaction created: lot ordinals
+// and summarised (month, lot) pairs are real only now.
+func (a *applier) committed() {
+	for id, n := range a.newIDs {
+		a.db.lotIDs[id] = n
+	}
+	a.sums.committed(a.db)
 }
 
 // applier carries one Apply transaction's state: the transaction, its
@@ -68,6 +74,8 @@ type applier struct {
 	upsertLot, upsertLotTail string
 	// versionRows and versionDeletes buffer lot_versions writes (see setVersion).
 	versionRows, versionDeletes []any
+	// sums is what the transaction adds to the summaries (summary.go).
+	sums summaries
 }
 
 // stmt returns a prepared statement for query, prepared once per transaction.
@@ -184,19 +192,28 @@ func (a *applier) apply(ctx context.Context, x snapshot.Input) (snapshot.Result,
 	if err := a.flushVersions(ctx); err != nil {
 		return r, err
 	}
-	if err := a.record(ctx, x, r); err != nil {
+	if err := a.record(ctx, x, r, found); err != nil {
 		return r, err
 	}
 	return r, nil
 }
 
 // record writes the ledger row. A refused key may come back and be applied:
-// its row is then replaced.
-func (a *applier) record(ctx context.Context, x snapshot.Input, r snapshot.Result) error {
+// its row (replaced is true) is then replaced.
+func (a *applier) record(ctx context.Context, x snapshot.Input, r snapshot.Result, replaced bool) error {
 	q, err := json.Marshal(r.Quality)
 	if err != nil {
 		return fmt.Errorf("quality json: %w", err)
 	}
+	if replaced {
+		var dataset, outcome string
+		if err := a.tx.QueryRowContext(ctx, "SELECT dataset, outcome FROM snapshots WHERE key = ?", x.Key).Scan(&dataset, &outcome); err != nil {
+			return fmt.Errorf("ledger lookup: %w", err)
+		}
+		a.sums.recorded(dataset, outcome, -1, "")
+	}
+	appliedAt := formatTime(a.db.now())
+	a.sums.recorded(string(x.Dataset), string(r.Outcome), 1, appliedAt)
 	t := x.FetchedAt.UnixMilli()
 	_, err = a.exec(ctx, `INSERT INTO snapshots
 		(key, dataset, sha256, fetched_at, fetched_ms, applied_at, rows, changed, outcome, reason, quality)
@@ -205,7 +222,7 @@ func (a *applier) record(ctx context.Context, x snapshot.Input, r snapshot.Resul
 			fetched_at = excluded.fetched_at, fetched_ms = excluded.fetched_ms,
 			applied_at = excluded.applied_at, rows = excluded.rows, changed = excluded.changed,
 			outcome = excluded.outcome, reason = excluded.reason, quality = excluded.quality`,
-		x.Key, string(x.Dataset), x.SHA256, formatMilli(t), t, formatTime(a.db.now()),
+		x.Key, string(x.Dataset), x.SHA256, formatMilli(t), t, appliedAt,
 		r.Rows, r.Changed, string(r.Outcome), r.Reason, string(q))
 	if err != nil {
 		return fmt.Errorf("record in ledger: %w", err)

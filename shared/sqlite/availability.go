@@ -99,13 +99,23 @@ func (a *applier) applyAvailability(ctx context.Context, x snapshot.Input, r *sn
 	t := x.FetchedAt.Unix()
 	ts := formatUnix(t)
 	var obsArgs, latestArgs []any
+	var validLots []int64
 	for _, o := range obs {
 		var v any
 		if o.valid {
 			obsArgs = append(obsArgs, obsKey(t, o.lot), o.v)
+			validLots = append(validLots, o.lot)
 			v = o.v
 		}
 		latestArgs = append(latestArgs, o.id, v, o.raw, ts, t)
+	}
+	// The summaries count inserted rows: what was stored at this second
+	// before (almost always nothing) tells them apart from raised values.
+	var before int64
+	if len(validLots) > 0 {
+		if before, err = a.countSecond(ctx, t); err != nil {
+			return err
+		}
 	}
 	// Two snapshots in the same second: the larger value wins, whatever the order.
 	n, err := a.execChunked(ctx, "INSERT INTO availability_obs (k, v) VALUES ",
@@ -114,6 +124,15 @@ func (a *applier) applyAvailability(ctx context.Context, x snapshot.Input, r *sn
 		return fmt.Errorf("store observations: %w", err)
 	}
 	r.Changed += n
+	inserted := int64(len(validLots))
+	if before > 0 {
+		after, err := a.countSecond(ctx, t)
+		if err != nil {
+			return err
+		}
+		inserted = after - before
+	}
+	a.sums.observed(t, inserted, validLots)
 	// Forward only: a late older snapshot never overwrites a newer value. At
 	// the same second, a known value beats unknown and the larger one wins;
 	// then the raw text decides, so any arrival order gives one answer.

@@ -55,6 +55,9 @@ type Options struct {
 	CacheKiB int
 	// Locking chooses how the file is shared; "" means LockingAuto.
 	Locking Locking
+	// Check is how much of the file is verified at open; "" means
+	// CheckBounded (see Check).
+	Check Check
 }
 
 // readerConns is how many read-only connections serve reads in shared mode:
@@ -90,10 +93,12 @@ type DB struct {
 	readers *sql.DB
 	writer  *os.File
 
-	// mu serialises transactions on conn and guards lotIDs.
+	// mu serialises transactions on conn and guards lotIDs and monthLots.
 	mu sync.Mutex
 	// lotIDs caches committed rows of lot_ids (ID -> ordinal).
 	lotIDs map[string]int64
+	// monthLots caches committed rows of obs_month_lots, by month.
+	monthLots map[string]lotSet
 }
 
 // sqliteHeader is the first 16 bytes of every SQLite database file.
@@ -119,6 +124,9 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	want, err := ParseLocking(string(opts.Locking))
 	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	if opts.Check, err = ParseCheck(string(opts.Check)); err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -172,7 +180,7 @@ func checkFile(path string) error {
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("open database %s: read header: %w", path, err)
 	}
-	if !bytes.Equal(head[:n], sqliteHeader) {
+	if n < len(sqliteHeader) || !bytes.Equal(head[:len(sqliteHeader)], sqliteHeader) {
 		return fmt.Errorf("open database %s: header check: not a SQLite database file (left untouched)", path)
 	}
 	return nil
@@ -182,7 +190,7 @@ func checkFile(path string) error {
 // taken, means another process holds the database and is reported as
 // ErrLocked.
 func open(ctx context.Context, path string, opts Options) (_ *DB, err error) {
-	db := &DB{path: path, logger: opts.Logger, now: opts.Now, lotIDs: map[string]int64{}, locking: opts.Locking}
+	db := &DB{path: path, logger: opts.Logger, now: opts.Now, lotIDs: map[string]int64{}, monthLots: map[string]lotSet{}, locking: opts.Locking}
 	defer func() {
 		if err != nil {
 			db.Close()
@@ -213,6 +221,11 @@ func open(ctx context.Context, path string, opts Options) (_ *DB, err error) {
 	// running shared-mode loader is reported as what it is.
 	if _, err := os.Stat(path + "-shm"); err == nil && opts.Locking == LockingExclusive {
 		return nil, fmt.Errorf("open database %s: shm check: %s-shm exists (WAL with shared memory is unsafe on a network file system); stop the other user and remove it, or use -db-locking shared on a local disk", path, path)
+	}
+
+	// The writer lock is ours: no other loader can be extending the file.
+	if err := checkLength(path); err != nil {
+		return nil, err
 	}
 
 	db.sql, err = sql.Open("sqlite", path)
@@ -290,7 +303,7 @@ func (db *DB) setupExclusive(ctx context.Context, opts Options) error {
 	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
 		return fmt.Errorf("lock: %w", err)
 	}
-	if err := quickCheck(ctx, conn); err != nil {
+	if err := check(ctx, conn, opts.Check); err != nil {
 		return err
 	}
 	if _, err := os.Stat(db.path + "-shm"); err == nil {
@@ -310,7 +323,7 @@ func (db *DB) setupShared(ctx context.Context, opts Options) error {
 	); err != nil {
 		return err
 	}
-	if err := quickCheck(ctx, conn); err != nil {
+	if err := check(ctx, conn, opts.Check); err != nil {
 		return err
 	}
 	if err := pragmas(ctx, conn,
@@ -351,30 +364,6 @@ func readBack(ctx context.Context, conn *sql.Conn, pairs ...string) error {
 		}
 	}
 	return nil
-}
-
-// quickCheck runs PRAGMA quick_check, which answers "ok" or lists problems.
-func quickCheck(ctx context.Context, conn *sql.Conn) error {
-	rows, err := conn.QueryContext(ctx, "PRAGMA quick_check(10)")
-	if err != nil {
-		return fmt.Errorf("quick_check: %w", err)
-	}
-	defer rows.Close()
-	var problems []string
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			return fmt.Errorf("quick_check: %w", err)
-		}
-		problems = append(problems, line)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("quick_check: %w", err)
-	}
-	if len(problems) == 1 && problems[0] == "ok" {
-		return nil
-	}
-	return fmt.Errorf("quick_check failed: %s", strings.Join(problems, "; "))
 }
 
 // isBusy reports whether err is SQLite's "database is locked" (by another process).

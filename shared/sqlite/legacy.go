@@ -117,9 +117,7 @@ func (db *DB) ImportLegacyLots(ctx context.Context, lots []LegacyLot) (LegacyImp
 	if err != nil {
 		return LegacyImport{}, fmt.Errorf("import legacy lots: %w", err)
 	}
-	for id, n := range a.newIDs {
-		db.lotIDs[id] = n
-	}
+	a.committed()
 	return res, nil
 }
 
@@ -179,6 +177,7 @@ func (db *DB) ImportLegacyObservations(ctx context.Context, obs []LegacyObservat
 				continue
 			}
 			res.Imported++
+			a.sums.observed(t, 1, []int64{lot})
 			if l, ok := newest[o.ParkingID]; !ok || t > l.t || (t == l.t && o.AvailableCar > l.v) {
 				newest[o.ParkingID] = latest{v: o.AvailableCar, t: t}
 			}
@@ -194,13 +193,11 @@ func (db *DB) ImportLegacyObservations(ctx context.Context, obs []LegacyObservat
 				return fmt.Errorf("legacy latest %s: %w", id, err)
 			}
 		}
-		return nil
+		return a.flushSummaries(ctx)
 	})
 	if err != nil {
 		return LegacyImport{}, fmt.Errorf("import legacy observations: %w", err)
 	}
-	for id, n := range a.newIDs {
-		db.lotIDs[id] = n
-	}
+	a.committed()
 	return res, nil
 }

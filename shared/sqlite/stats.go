@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"sort"
+	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
@@ -81,9 +83,20 @@ type RejectionEntry struct {
 // statsLatest is how many refused snapshots and rejections Stats lists.
 const statsLatest = 5
 
-// Stats reads the summary. The per-month figures scan the observations table
-// (one pass per month over its key range).
+// Stats reads the summary from the summary tables (summary.go): a few dozen
+// rows whatever the size of the history, so it answers in milliseconds.
 func (db *DB) Stats(ctx context.Context) (Stats, error) {
+	return db.stats(ctx, false)
+}
+
+// StatsFull computes the same figures from the tables themselves: every
+// observation and every ledger row is read (minutes at five years). It is
+// the check of the summaries (`loader stats -full`, SummaryDifferences).
+func (db *DB) StatsFull(ctx context.Context) (Stats, error) {
+	return db.stats(ctx, true)
+}
+
+func (db *DB) stats(ctx context.Context, full bool) (Stats, error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	s := Stats{Path: db.path}
@@ -94,31 +107,26 @@ func (db *DB) Stats(ctx context.Context) (Stats, error) {
 		return s, fmt.Errorf("stats lots: %w", err)
 	}
 
-	rows, err := c.QueryContext(ctx, `SELECT strftime('%Y-%m', (k >> 16) + 28800, 'unixepoch') AS month,
-		count(*), count(DISTINCT k & 65535), min(k) >> 16, max(k) >> 16 FROM availability_obs GROUP BY month ORDER BY month`)
+	var err error
+	if full {
+		s.Months, err = monthsFull(ctx, c)
+	} else {
+		s.Months, err = months(ctx, c)
+	}
 	if err != nil {
 		return s, fmt.Errorf("stats months: %w", err)
 	}
-	for rows.Next() {
-		var m MonthStats
-		var first, last int64
-		if err := rows.Scan(&m.Month, &m.Observations, &m.DistinctLots, &first, &last); err != nil {
-			rows.Close()
-			return s, fmt.Errorf("stats months: %w", err)
-		}
-		m.First, m.Last = formatUnix(first), formatUnix(last)
+	for _, m := range s.Months {
 		s.Observations += m.Observations
-		s.Months = append(s.Months, m)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return s, fmt.Errorf("stats months: %w", err)
 	}
 
+	applied := "SELECT coalesce(sum(snapshots), 0) FROM ledger_counts WHERE dataset = ? AND " + hasData
+	if full {
+		applied = "SELECT count(*) FROM snapshots WHERE dataset = ? AND " + hasData
+	}
 	for _, d := range feed.Datasets {
 		ds := DatasetStats{Dataset: string(d)}
-		if err := c.QueryRowContext(ctx, "SELECT count(*) FROM snapshots WHERE dataset = ? AND "+hasData, string(d)).
-			Scan(&ds.Applied); err != nil {
+		if err := c.QueryRowContext(ctx, applied, string(d)).Scan(&ds.Applied); err != nil {
 			return s, fmt.Errorf("stats %s: %w", d, err)
 		}
 		var quality string
@@ -139,11 +147,12 @@ func (db *DB) Stats(ctx context.Context) (Stats, error) {
 		s.Datasets = append(s.Datasets, ds)
 	}
 
+	// Both through the partial index snapshots_refused: as many rows as refusals.
 	if err := c.QueryRowContext(ctx, "SELECT count(*) FROM snapshots WHERE outcome = 'refused'").
 		Scan(&s.Refused.Count); err != nil {
 		return s, fmt.Errorf("stats refused: %w", err)
 	}
-	rows, err = c.QueryContext(ctx, `SELECT key, dataset, fetched_at, applied_at, reason FROM snapshots
+	rows, err := c.QueryContext(ctx, `SELECT key, dataset, fetched_at, applied_at, reason FROM snapshots
 		WHERE outcome = 'refused' ORDER BY applied_at DESC, key DESC LIMIT ?`, statsLatest)
 	if err != nil {
 		return s, fmt.Errorf("stats refused: %w", err)
@@ -181,4 +190,89 @@ func (db *DB) Stats(ctx context.Context) (Stats, error) {
 		return s, fmt.Errorf("stats rejections: %w", err)
 	}
 	return s, nil
+}
+
+// months reads obs_months.
+func months(ctx context.Context, c *sql.Conn) ([]MonthStats, error) {
+	rows, err := c.QueryContext(ctx, "SELECT month, observations, lots, first_unix, last_unix FROM obs_months ORDER BY month")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []MonthStats
+	for rows.Next() {
+		var m MonthStats
+		var first, last int64
+		if err := rows.Scan(&m.Month, &m.Observations, &m.DistinctLots, &first, &last); err != nil {
+			return nil, err
+		}
+		m.First, m.Last = formatUnix(first), formatUnix(last)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// monthsFull computes the month figures from availability_obs, one key
+// range (month) at a time: each is a range scan, and nothing sorts every
+// observation, so memory stays flat however many there are.
+func monthsFull(ctx context.Context, c *sql.Conn) ([]MonthStats, error) {
+	var lo, hi sql.NullInt64
+	if err := c.QueryRowContext(ctx, "SELECT min(k) >> 16, max(k) >> 16 FROM availability_obs").Scan(&lo, &hi); err != nil {
+		return nil, err
+	}
+	if !lo.Valid {
+		return nil, nil
+	}
+	var out []MonthStats
+	last := time.Unix(hi.Int64, 0).In(taipei)
+	for m := time.Unix(lo.Int64, 0).In(taipei); !m.After(last); {
+		start := time.Date(m.Year(), m.Month(), 1, 0, 0, 0, 0, taipei)
+		next := start.AddDate(0, 1, 0)
+		var ms MonthStats
+		var first, lastObs sql.NullInt64
+		if err := c.QueryRowContext(ctx, `SELECT count(*), count(DISTINCT k & 65535), min(k) >> 16, max(k) >> 16
+			FROM availability_obs WHERE k >= ? AND k < ?`, obsKey(start.Unix(), 0), obsKey(next.Unix(), 0)).
+			Scan(&ms.Observations, &ms.DistinctLots, &first, &lastObs); err != nil {
+			return nil, err
+		}
+		if ms.Observations > 0 {
+			ms.Month = start.Format("2006-01")
+			ms.First, ms.Last = formatUnix(first.Int64), formatUnix(lastObs.Int64)
+			out = append(out, ms)
+		}
+		m = next
+	}
+	return out, nil
+}
+
+// SummaryDifferences compares the figures Stats read from the summaries
+// with those StatsFull computed from the tables, and describes each
+// difference; none means the summaries are right.
+func SummaryDifferences(summary, full Stats) []string {
+	var diffs []string
+	byMonth := map[string]MonthStats{}
+	for _, m := range summary.Months {
+		byMonth[m.Month] = m
+	}
+	for _, f := range full.Months {
+		m, ok := byMonth[f.Month]
+		delete(byMonth, f.Month)
+		switch {
+		case !ok:
+			diffs = append(diffs, fmt.Sprintf("month %s: missing from the summaries (full scan: %+v)", f.Month, f))
+		case m != f:
+			diffs = append(diffs, fmt.Sprintf("month %s: summaries %+v, full scan %+v", f.Month, m, f))
+		}
+	}
+	for _, m := range byMonth {
+		diffs = append(diffs, fmt.Sprintf("month %s: in the summaries (%+v) but no observation", m.Month, m))
+	}
+	for i, f := range full.Datasets {
+		if i < len(summary.Datasets) && summary.Datasets[i].Applied != f.Applied {
+			diffs = append(diffs, fmt.Sprintf("%s: summaries count %d applied snapshots, the ledger %d",
+				f.Dataset, summary.Datasets[i].Applied, f.Applied))
+		}
+	}
+	sort.Strings(diffs)
+	return diffs
 }
