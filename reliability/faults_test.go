@@ -257,10 +257,11 @@ func testFaultsDiskFull(t *testing.T, mode sqlite.Locking) {
 		t.Fatalf("mount a %d KiB tmpfs at %s: %v\n%s", size>>10, mnt, err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
-	// The filler leaves room enough to start, not to finish: ~96 KiB for a
-	// rollback journal; WAL mode starts with its 32 KiB shared-memory index
-	// and the migration's pages in the WAL besides the database, so more.
-	room := 96 << 10
+	// The filler leaves room enough to start, not to finish: ~128 KiB for a
+	// rollback journal (the schema of both migrations and their journal);
+	// WAL mode starts with its 32 KiB shared-memory index and the
+	// migrations' pages in the WAL besides the database, so more.
+	room := 128 << 10
 	if mode == sqlite.LockingShared {
 		room = 224 << 10
 	}
