@@ -38,7 +38,7 @@ func (db *DB) Apply(ctx context.Context, in ...snapshot.Input) ([]snapshot.Resul
 			}
 			results = append(results, r)
 		}
-		return a.flushSummaries(ctx)
+		return a.finish(ctx)
 	})
 	if err != nil {
 		return nil, err
@@ -50,12 +50,22 @@ func (db *DB) Apply(ctx context.Context, in ...snapshot.Input) ([]snapshot.Resul
 	return results, nil
 }
 
-// committed tells the DB what a committed transaction created: lot ordinals
-// and summarised (month, lot) pairs are real only now.
+// finish writes what the transaction gathered to write once, at its end:
+// the latest values and the summaries.
+func (a *applier) finish(ctx context.Context) error {
+	if err := a.flushLatest(ctx); err != nil {
+		return err
+	}
+	return a.flushSummaries(ctx)
+}
+
+// committed tells the DB's caches what a committed transaction wrote: lot
+// ordinals, latest values and summarised (month, lot) pairs are real only now.
 func (a *applier) committed() {
 	for id, n := range a.newIDs {
 		a.db.lotIDs[id] = n
 	}
+	a.committedLatestRows()
 	a.sums.committed(a.db)
 }
 
@@ -76,6 +86,9 @@ type applier struct {
 	versionRows, versionDeletes []any
 	// sums is what the transaction adds to the summaries (summary.go).
 	sums summaries
+	// latest holds the availability_latest rows the transaction changed
+	// (latest.go).
+	latest latestRows
 }
 
 // stmt returns a prepared statement for query, prepared once per transaction.

@@ -36,8 +36,8 @@ func (a *applier) applyAvailability(ctx context.Context, x snapshot.Input, r *sn
 	q := snapshot.Quality{Rows: len(x.Availability)}
 	aq := &snapshot.AvailabilityQuality{}
 	q.Availability = aq
-	index := map[string]int{}
-	var obs []observation
+	index := make(map[string]int, len(x.Availability))
+	obs := make([]observation, 0, len(x.Availability))
 	for _, row := range x.Availability {
 		id := strings.TrimSpace(row.ID)
 		if id == "" {
@@ -97,17 +97,13 @@ func (a *applier) applyAvailability(ctx context.Context, x snapshot.Input, r *sn
 	// In key order, so the b-tree is appended to rather than split at random.
 	sort.Slice(obs, func(i, j int) bool { return obs[i].lot < obs[j].lot })
 	t := x.FetchedAt.Unix()
-	ts := formatUnix(t)
-	var obsArgs, latestArgs []any
-	var validLots []int64
+	obsArgs := make([]any, 0, 2*aq.Valid)
+	validLots := make([]int64, 0, aq.Valid)
 	for _, o := range obs {
-		var v any
 		if o.valid {
 			obsArgs = append(obsArgs, obsKey(t, o.lot), o.v)
 			validLots = append(validLots, o.lot)
-			v = o.v
 		}
-		latestArgs = append(latestArgs, o.id, v, o.raw, ts, t)
 	}
 	// The summaries count inserted rows: what was stored at this second
 	// before (almost always nothing) tells them apart from raised values.
@@ -135,16 +131,17 @@ func (a *applier) applyAvailability(ctx context.Context, x snapshot.Input, r *sn
 	a.sums.observed(t, inserted, validLots)
 	// Forward only: a late older snapshot never overwrites a newer value. At
 	// the same second, a known value beats unknown and the larger one wins;
-	// then the raw text decides, so any arrival order gives one answer.
-	n, err = a.execChunked(ctx, "INSERT INTO availability_latest (parking_id, available_car, raw, observed_at, observed_unix) VALUES ",
-		` ON CONFLICT (parking_id) DO UPDATE SET available_car = excluded.available_car, raw = excluded.raw,
-			observed_at = excluded.observed_at, observed_unix = excluded.observed_unix
-		WHERE (excluded.observed_unix, coalesce(excluded.available_car, -1), excluded.raw)
-		    > (observed_unix, coalesce(available_car, -1), raw)`, 5, latestArgs)
-	if err != nil {
-		return fmt.Errorf("update latest values: %w", err)
+	// then the raw text decides, so any arrival order gives one answer
+	// (latestValue.newer; written at the end of the transaction).
+	for _, o := range obs {
+		changed, err := a.offerLatest(ctx, o.lot, latestValue{id: o.id, unix: t, v: o.v, known: o.valid, raw: o.raw})
+		if err != nil {
+			return err
+		}
+		if changed {
+			r.Changed++
+		}
 	}
-	r.Changed += n
 	r.Outcome = snapshot.Applied
 	return nil
 }

@@ -249,3 +249,61 @@ func TestBytesPerObservation(t *testing.T) {
 		t.Errorf("%.2f (table) / %.2f (file growth) bytes per observation, want <= 16", table, marginal)
 	}
 }
+
+// TestLatestChangesCountedAsIfAppliedOneByOne: availability_latest is
+// written once per transaction, yet each snapshot's Changed counts the rows
+// it would have changed alone, in its place in the transaction: the same in
+// one transaction as in one per snapshot, in any order.
+func TestLatestChangesCountedAsIfAppliedOneByOne(t *testing.T) {
+	var inputs []snapshot.Input
+	for i := range 12 {
+		ft := at(i / 3) // three snapshots a second: ties decided by value, then raw
+		inputs = append(inputs, availInput(fmt.Sprintf("av-%02d", i), ft, genAvailability(30, 40, uint64(i))))
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := range 5 {
+		order := rng.Perm(len(inputs))
+		var in []snapshot.Input
+		for _, i := range order {
+			in = append(in, inputs[i])
+		}
+		one, all := newDB(t), newDB(t)
+		var alone []int
+		for _, x := range in {
+			alone = append(alone, apply(t, one, x)[0].Changed)
+		}
+		for i, r := range apply(t, all, in...) {
+			if r.Changed != alone[i] {
+				t.Fatalf("round %d, %s: changed %d in one transaction, %d alone", round, r.Key, r.Changed, alone[i])
+			}
+		}
+		if dump(t, one) != dump(t, all) {
+			t.Fatalf("round %d: one transaction and one per snapshot differ", round)
+		}
+	}
+}
+
+// TestLatestTiesAtOneSecond: at one second a known value beats an unknown
+// one, the larger value wins, and between equal values the raw text decides
+// (bytewise, as SQLite compares text), whatever the arrival order.
+func TestLatestTiesAtOneSecond(t *testing.T) {
+	cases := []struct {
+		raws []string
+		want string
+	}{
+		{[]string{"-9", "-3", "x"}, "NULL|x"},
+		{[]string{"05", "5", "-9"}, "5|5"},
+		{[]string{"7", "12", "-1"}, "12|12"},
+	}
+	for _, c := range cases {
+		for _, perm := range [][]int{{0, 1, 2}, {2, 1, 0}, {1, 0, 2}} {
+			db := newDB(t)
+			for _, i := range perm {
+				apply(t, db, availInput("av-"+c.raws[i], at(0), []feed.AvailabilityRow{av(0, c.raws[i])}))
+			}
+			if got := query(t, db, "SELECT available_car, raw FROM availability_latest"); len(got) != 1 || got[0] != c.want {
+				t.Errorf("%v in order %v: latest %v, want %s", c.raws, perm, got, c.want)
+			}
+		}
+	}
+}

@@ -93,12 +93,14 @@ type DB struct {
 	readers *sql.DB
 	writer  *os.File
 
-	// mu serialises transactions on conn and guards lotIDs and monthLots.
+	// mu serialises transactions on conn and guards the caches below.
 	mu sync.Mutex
 	// lotIDs caches committed rows of lot_ids (ID -> ordinal).
 	lotIDs map[string]int64
 	// monthLots caches committed rows of obs_month_lots, by month.
 	monthLots map[string]lotSet
+	// latest caches the committed rows of availability_latest; nil until read.
+	latest latestRows
 }
 
 // sqliteHeader is the first 16 bytes of every SQLite database file.

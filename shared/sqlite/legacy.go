@@ -183,17 +183,15 @@ func (db *DB) ImportLegacyObservations(ctx context.Context, obs []LegacyObservat
 			}
 		}
 		for id, l := range newest {
-			if _, err := a.exec(ctx, `INSERT INTO availability_latest (parking_id, available_car, raw, observed_at, observed_unix)
-				VALUES (?, ?, ?, ?, ?)
-				ON CONFLICT (parking_id) DO UPDATE SET available_car = excluded.available_car, raw = excluded.raw,
-					observed_at = excluded.observed_at, observed_unix = excluded.observed_unix
-				WHERE (excluded.observed_unix, coalesce(excluded.available_car, -1), excluded.raw)
-				    > (observed_unix, coalesce(available_car, -1), raw)`,
-				id, l.v, strconv.FormatInt(l.v, 10), formatUnix(l.t), l.t); err != nil {
+			lot, err := a.lotOrdinal(ctx, id)
+			if err != nil {
+				return err
+			}
+			if _, err := a.offerLatest(ctx, lot, latestValue{id: id, unix: l.t, v: l.v, known: true, raw: strconv.FormatInt(l.v, 10)}); err != nil {
 				return fmt.Errorf("legacy latest %s: %w", id, err)
 			}
 		}
-		return a.flushSummaries(ctx)
+		return a.finish(ctx)
 	})
 	if err != nil {
 		return LegacyImport{}, fmt.Errorf("import legacy observations: %w", err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 )
 
 func TestStatsKnownReject(t *testing.T) {
@@ -103,4 +104,22 @@ func BenchmarkApplyLots(b *testing.B) {
 		apply(b, db, lotsInput(fmt.Sprintf("lots-%d", i), at(i), versions[i%2]))
 	}
 	b.ReportMetric(float64(1400*b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkApplyAvailabilityBatch applies live snapshots 32 to a
+// transaction, as a backfill does.
+func BenchmarkApplyAvailabilityBatch(b *testing.B) {
+	db := newDB(b)
+	apply(b, db, lotsInput("lots-0", at(0), genLots(1400, 0)))
+	rows := genAvailability(1430, 70, 7)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 32 {
+		batch := make([]snapshot.Input, 0, 32)
+		for j := i; j < min(i+32, b.N); j++ {
+			batch = append(batch, availInput(fmt.Sprintf("av-%d", j), at(j+1), rows))
+		}
+		apply(b, db, batch...)
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/snapshot")
 }

@@ -34,7 +34,7 @@ const (
 	interval = 15 * time.Minute // 40 snapshots: 10 hours, two UTC days
 )
 
-func fileStore(t *testing.T) store.Store {
+func fileStore(t testing.TB) store.Store {
 	t.Helper()
 	st, err := filestore.Open(t.TempDir())
 	if err != nil {
@@ -49,7 +49,7 @@ func s3Store(t *testing.T) store.Store {
 	return s3store.New(client, bucket, "snapshots").WithPageSize(7) // small pages: paging is exercised
 }
 
-func openDB(t *testing.T, path string) *sqlite.DB {
+func openDB(t testing.TB, path string) *sqlite.DB {
 	t.Helper()
 	db, err := sqlite.Open(context.Background(), path, sqlite.Options{})
 	if err != nil {
