@@ -65,6 +65,9 @@ func (a *applier) committed() {
 	for id, n := range a.newIDs {
 		a.db.lotIDs[id] = n
 	}
+	if a.lotsApplied {
+		a.db.knownLots = nil
+	}
 	a.committedLatestRows()
 	a.sums.committed(a.db)
 }
@@ -80,6 +83,9 @@ type applier struct {
 	// knownLots caches parking_lots IDs for availability quality; reset when a
 	// lots snapshot changes parking_lots in this transaction.
 	knownLots map[string]bool
+	// lotsApplied says the transaction wrote lots data (parking_lots may
+	// differ from the committed table the DB's cache holds).
+	lotsApplied bool
 	// upsertLot is the parking_lots upsert, built once.
 	upsertLot, upsertLotTail string
 	// versionRows and versionDeletes buffer lot_versions writes (see setVersion).
@@ -191,6 +197,7 @@ func (a *applier) apply(ctx context.Context, x snapshot.Input) (snapshot.Result,
 		switch x.Dataset {
 		case feed.Lots:
 			r.Rows = len(x.Lots)
+			a.lotsApplied = true
 			err = a.applyLots(ctx, x, &r)
 		case feed.Availability:
 			r.Rows = len(x.Availability)

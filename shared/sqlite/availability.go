@@ -178,9 +178,15 @@ const maxLotOrdinal = 1<<16 - 1
 func obsKey(t, lot int64) int64 { return t<<16 | lot }
 
 // knownLotIDs returns the IDs in parking_lots, read once per transaction
-// unless a lots snapshot changed the table.
+// unless a lots snapshot changed the table, and kept by the DB between
+// transactions that apply no lots snapshot: reading ~1,400 IDs was ~7% of a
+// live apply.
 func (a *applier) knownLotIDs(ctx context.Context) (map[string]bool, error) {
 	if a.knownLots != nil {
+		return a.knownLots, nil
+	}
+	if !a.lotsApplied && a.db.knownLots != nil {
+		a.knownLots = a.db.knownLots
 		return a.knownLots, nil
 	}
 	rows, err := a.tx.QueryContext(ctx, "SELECT id FROM parking_lots")
@@ -200,5 +206,8 @@ func (a *applier) knownLotIDs(ctx context.Context) (map[string]bool, error) {
 		return nil, fmt.Errorf("read lot ids: %w", err)
 	}
 	a.knownLots = known
+	if !a.lotsApplied {
+		a.db.knownLots = known // committed rows: nothing in this transaction changed them
+	}
 	return known, nil
 }

@@ -307,3 +307,32 @@ func TestLatestTiesAtOneSecond(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownLotIDsFollowTheLots: the lots an availability snapshot's
+// quality knows are those of parking_lots when it is applied, kept between
+// transactions but forgotten by any that applies lots (snapshot or legacy).
+func TestUnknownLotIDsFollowTheLots(t *testing.T) {
+	db := newDB(t)
+	ctx := context.Background()
+	unknown := func(key string, i int) int {
+		t.Helper()
+		return apply(t, db, availInput(key, at(i), genAvailability(12, 0, uint64(i))))[0].Quality.Availability.UnknownLotIDs
+	}
+	apply(t, db, lotsInput("lots-0", at(0), genLots(5, 0)))
+	if n := unknown("av-1", 1); n != 7 {
+		t.Fatalf("%d unknown lot IDs, want 7 of 12", n)
+	}
+	if n := unknown("av-2", 2); n != 7 { // from the cache
+		t.Fatalf("%d unknown lot IDs, want 7 again", n)
+	}
+	apply(t, db, lotsInput("lots-3", at(3), genLots(10, 0)))
+	if n := unknown("av-4", 4); n != 2 {
+		t.Fatalf("%d unknown lot IDs after a lots snapshot of 10, want 2", n)
+	}
+	if _, err := db.ImportLegacyLots(ctx, []LegacyLot{{ID: lotID(10), Name: "x", CreatedAt: at(0)}, {ID: lotID(11), Name: "y", CreatedAt: at(0)}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := unknown("av-5", 5); n != 0 {
+		t.Fatalf("%d unknown lot IDs after a legacy import of the last two, want 0", n)
+	}
+}

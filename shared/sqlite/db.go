@@ -101,6 +101,9 @@ type DB struct {
 	monthLots map[string]lotSet
 	// latest caches the committed rows of availability_latest; nil until read.
 	latest latestRows
+	// knownLots caches the IDs in parking_lots; nil until read, and after a
+	// transaction that applied lots.
+	knownLots map[string]bool
 }
 
 // sqliteHeader is the first 16 bytes of every SQLite database file.

@@ -60,7 +60,7 @@ func (db *DB) ImportLegacyLots(ctx context.Context, lots []LegacyLot) (LegacyImp
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	var res LegacyImport
-	a := &applier{db: db, newIDs: map[string]int64{}, stmts: map[string]*sql.Stmt{}}
+	a := &applier{db: db, newIDs: map[string]int64{}, stmts: map[string]*sql.Stmt{}, lotsApplied: true}
 	err := db.withTx(ctx, nil, func(tx *sql.Tx) error {
 		a.tx = tx
 		defer a.closeStmts()

@@ -88,10 +88,12 @@ func BenchmarkApplyAvailability(b *testing.B) {
 	rows := genAvailability(1430, 70, 7)
 	b.ReportAllocs()
 	b.ResetTimer()
+	var commit time.Duration
 	for i := range b.N {
-		apply(b, db, availInput(fmt.Sprintf("av-%d", i), at(i+1), rows))
+		commit += apply(b, db, availInput(fmt.Sprintf("av-%d", i), at(i+1), rows))[0].Commit
 	}
 	b.ReportMetric(float64(len(rows)*b.N)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(commit.Microseconds())/float64(b.N)/1000, "commit-ms/op")
 }
 
 func BenchmarkApplyLots(b *testing.B) {
