@@ -18,6 +18,7 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/web"
 )
 
 // Data is what the benchmarks ask about: the lots, those with a live
@@ -64,6 +65,16 @@ func Load(ctx context.Context, db *sqlite.DB) (Data, error) {
 		return d, fmt.Errorf("%s: no lot with a live history", db.Path())
 	}
 	return d, nil
+}
+
+// Serve starts the loader's HTTP server on db (on a free loopback port), as
+// a running loader serves it: the read API and /stats through read views.
+func Serve(db *sqlite.DB) (*web.Server, error) {
+	srv := web.New(web.Config{Addr: "127.0.0.1:0", Reads: db, Stats: func(ctx context.Context) (st sqlite.Stats, err error) {
+		err = db.Read(ctx, func(r *sqlite.DB) error { st, err = r.Stats(ctx); return err })
+		return st, err
+	}})
+	return srv, srv.Start()
 }
 
 // Endpoint is one read API request, its path drawn anew for each request.

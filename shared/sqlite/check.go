@@ -4,9 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 )
@@ -133,21 +131,9 @@ func checkLength(path string) error {
 			return nil
 		}
 	}
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("open database %s: %w", path, err)
-	}
-	defer f.Close()
-	header := make([]byte, 100)
-	if _, err := io.ReadFull(f, header); err != nil {
-		return nil // Shorter than a header: new and empty, or refused by the header check.
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("open database %s: %w", path, err)
+	header, size, err := readHead(path, 100)
+	if err != nil || len(header) < 100 {
+		return err // Shorter than a header: new and empty, or refused by the header check.
 	}
 	pageSize := int64(binary.BigEndian.Uint16(header[16:18]))
 	if pageSize == 1 {
@@ -158,9 +144,9 @@ func checkLength(path string) error {
 	if pages == 0 || changes != validFor {
 		return nil
 	}
-	if want := pages * pageSize; fi.Size() < want {
+	if want := pages * pageSize; size < want {
 		return fmt.Errorf("open database %s: length check: the header says %d pages of %d bytes (%d bytes), the file has %d: truncated (left untouched)",
-			path, pages, pageSize, want, fi.Size())
+			path, pages, pageSize, want, size)
 	}
 	return nil
 }

@@ -169,26 +169,40 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 // checkFile refuses files that are not SQLite databases before SQLite touches
 // them.
 func checkFile(path string) error {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+	head, _, err := readHead(path, len(sqliteHeader))
 	if err != nil {
-		return fmt.Errorf("open database %s: %w", path, err)
+		return err
 	}
-	defer f.Close()
-	head := make([]byte, len(sqliteHeader))
-	n, err := io.ReadFull(f, head)
-	if n == 0 && (err == io.EOF) {
-		return nil // An empty file is an empty database.
+	if len(head) == 0 {
+		return nil // No file, or an empty one: an empty database.
 	}
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("open database %s: read header: %w", path, err)
-	}
-	if n < len(sqliteHeader) || !bytes.Equal(head[:len(sqliteHeader)], sqliteHeader) {
+	if !bytes.Equal(head, sqliteHeader) {
 		return fmt.Errorf("open database %s: header check: not a SQLite database file (left untouched)", path)
 	}
 	return nil
+}
+
+// readHead returns up to the first n bytes of the file at path (none when
+// there is no file) and the file's size.
+func readHead(path string, n int) ([]byte, int64, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("open database %s: %w", path, err)
+	}
+	defer f.Close()
+	head := make([]byte, n)
+	got, err := io.ReadFull(f, head)
+	if err != nil && err != io.EOF && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, 0, fmt.Errorf("open database %s: read header: %w", path, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, fmt.Errorf("open database %s: %w", path, err)
+	}
+	return head[:got], fi.Size(), nil
 }
 
 // open makes one attempt. Any SQLITE_BUSY on the way, or the writer lock

@@ -22,7 +22,6 @@ import (
 
 	"github.com/parking-newtaipei/parking-newtaipei/internal/scalebench"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/web"
 )
 
 func main() {
@@ -59,11 +58,8 @@ func (b *bench) run(ctx context.Context, mode sqlite.Locking) error {
 	}
 	defer db.Close()
 	opened := time.Since(t0)
-	srv := web.New(web.Config{Addr: "127.0.0.1:0", Reads: db, Stats: func(ctx context.Context) (st sqlite.Stats, err error) {
-		err = db.Read(ctx, func(r *sqlite.DB) error { st, err = r.Stats(ctx); return err })
-		return st, err
-	}})
-	if err := srv.Start(); err != nil {
+	srv, err := scalebench.Serve(db)
+	if err != nil {
 		return err
 	}
 	defer srv.Shutdown(ctx)

@@ -50,7 +50,6 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store/filestore"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store/s3store"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/web"
 )
 
 type bench struct {
@@ -517,11 +516,8 @@ func (b *bench) inProcess(ctx context.Context, y int, path string, mode sqlite.L
 	b.t.set(fmt.Sprintf("apply of a live snapshot (%d rows), p50 / p99 (%s)", len(data.Lots), mode), "p99 < 20 ms", y,
 		scalebench.Pct(ds, 50)+" / "+scalebench.Pct(ds, 99))
 
-	srv := web.New(web.Config{Addr: "127.0.0.1:0", Reads: db, Stats: func(ctx context.Context) (st sqlite.Stats, err error) {
-		err = db.Read(ctx, func(r *sqlite.DB) error { st, err = r.Stats(ctx); return err })
-		return st, err
-	}})
-	if err := srv.Start(); err != nil {
+	srv, err := scalebench.Serve(db)
+	if err != nil {
 		return err
 	}
 	defer srv.Shutdown(ctx)
