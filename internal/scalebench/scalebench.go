@@ -49,16 +49,23 @@ func Load(ctx context.Context, db *sqlite.DB) (Data, error) {
 			}
 		}
 	}
-	for _, id := range live {
-		var h []sqlite.Observation
-		if err := db.Read(ctx, func(r *sqlite.DB) (err error) {
-			h, err = r.History(ctx, id, d.Last.Add(-7*24*time.Hour), d.Last)
-			return err
-		}); err != nil {
-			return d, err
+	// The week before Last, or before a month earlier when a benchmark's
+	// applies (a few days' worth) made Last newer than the written history.
+	for _, end := range []time.Time{d.Last, d.Last.AddDate(0, -1, 0)} {
+		for _, id := range live {
+			var h []sqlite.Observation
+			if err := db.Read(ctx, func(r *sqlite.DB) (err error) {
+				h, err = r.History(ctx, id, end.Add(-7*24*time.Hour), end)
+				return err
+			}); err != nil {
+				return d, err
+			}
+			if len(h) > 100 {
+				d.Live = append(d.Live, id)
+			}
 		}
-		if len(h) > 100 {
-			d.Live = append(d.Live, id)
+		if len(d.Live) > 0 {
+			break
 		}
 	}
 	if len(d.Live) == 0 {

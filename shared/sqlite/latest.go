@@ -126,12 +126,17 @@ func (a *applier) flushLatest(ctx context.Context) error {
 	// In key order, like every other batch write.
 	sort.Slice(changed, func(i, j int) bool { return changed[i].id < changed[j].id })
 	args := make([]any, 0, 5*len(changed))
+	var at string
+	var atUnix int64
 	for _, x := range changed {
 		var v any
 		if x.known {
 			v = x.v
 		}
-		args = append(args, x.id, v, x.raw, formatUnix(x.unix), x.unix)
+		if at == "" || x.unix != atUnix {
+			at, atUnix = formatUnix(x.unix), x.unix // a live snapshot's rows share one time
+		}
+		args = append(args, x.id, v, x.raw, at, x.unix)
 	}
 	_, err := a.execChunked(ctx, "INSERT INTO availability_latest (parking_id, available_car, raw, observed_at, observed_unix) VALUES ",
 		` ON CONFLICT (parking_id) DO UPDATE SET available_car = excluded.available_car, raw = excluded.raw,

@@ -57,6 +57,7 @@ type bench struct {
 	dir                string
 	runs, n, applies   int
 	days               int
+	measure            map[string]bool
 	keep, reuse        bool
 	log                *slog.Logger
 	t                  *table
@@ -74,10 +75,18 @@ func main() {
 	flag.IntVar(&b.applies, "applies", 200, "live applies per locking mode")
 	flag.BoolVar(&b.keep, "keep", false, "keep the generated databases")
 	flag.BoolVar(&b.reuse, "reuse", false, "measure databases already in -dir instead of writing them")
-	listing := flag.Bool("listing", true, "measure the ten-year listing on the S3 test server (PARKING_TEST_S3_*)")
+	measure := flag.String("measure", strings.Join(measurements, ","), "what to measure (re-run a disturbed figure alone): "+strings.Join(measurements, ", "))
 	flag.IntVar(&b.days, "days", 0, "write this many days for every size instead (a quick look at the benchmark itself)")
 	flag.Parse()
 	b.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	b.measure = map[string]bool{}
+	for _, m := range strings.Split(*measure, ",") {
+		if !slices.Contains(measurements, m) {
+			fmt.Fprintf(os.Stderr, "bench-scale: -measure %q: want some of %s\n", m, strings.Join(measurements, ", "))
+			os.Exit(2)
+		}
+		b.measure[m] = true
+	}
 	if b.loader == "" {
 		fmt.Fprintln(os.Stderr, "bench-scale: -loader is required")
 		os.Exit(2)
@@ -102,7 +111,7 @@ func main() {
 		}
 	}
 	b.t.print(os.Stdout)
-	if *listing {
+	if b.measure["listing"] {
 		if err := b.listing(ctx, os.Stdout); err != nil {
 			fail(fmt.Errorf("listing: %w", err))
 		}
@@ -139,35 +148,45 @@ func (b *bench) size(ctx context.Context, y int, migrate bool) error {
 	if fi, err := os.Stat(path); err == nil {
 		b.t.set("database: file size", "", y, fmt.Sprintf("%.2f GB", float64(fi.Size())/1e9))
 	}
-	if migrate {
-		if err := b.migration(ctx, y, path); err != nil {
-			return err
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		{"migration", func() error {
+			if !migrate {
+				return nil
+			}
+			return b.migration(ctx, y, path)
+		}},
+		{"startup", func() error {
+			for _, mode := range []sqlite.Locking{sqlite.LockingExclusive, sqlite.LockingShared} {
+				if err := b.startup(ctx, y, path, mode, ""); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"fullcheck", func() error { return b.startup(ctx, y, path, sqlite.LockingExclusive, "full") }},
+		{"memory", func() error { return b.memory(ctx, y, path) }},
+		{"stats", func() error { return b.stats(ctx, y, path) }},
+		{"applies", func() error { return b.inProcess(ctx, y, path, true) }},
+		{"reads", func() error { return b.inProcess(ctx, y, path, false) }},
+		{"exports", func() error { return b.exports(ctx, y, path) }},
+		{"backup", func() error { return b.backup(ctx, y, path) }},
+	}
+	for _, s := range steps {
+		if !b.measure[s.name] {
+			continue
+		}
+		if err := s.run(); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
-	for _, mode := range []sqlite.Locking{sqlite.LockingExclusive, sqlite.LockingShared} {
-		if err := b.startup(ctx, y, path, mode, ""); err != nil {
-			return err
-		}
-	}
-	if err := b.startup(ctx, y, path, sqlite.LockingExclusive, "full"); err != nil {
-		return err
-	}
-	if err := b.memory(ctx, y, path); err != nil {
-		return err
-	}
-	if err := b.stats(ctx, y, path); err != nil {
-		return err
-	}
-	for _, mode := range []sqlite.Locking{sqlite.LockingExclusive, sqlite.LockingShared} {
-		if err := b.inProcess(ctx, y, path, mode); err != nil {
-			return err
-		}
-	}
-	if err := b.exports(ctx, y, path); err != nil {
-		return err
-	}
-	return b.backup(ctx, y, path)
+	return nil
 }
+
+// measurements are what -measure chooses from, in the order they run.
+var measurements = []string{"migration", "startup", "fullcheck", "memory", "stats", "applies", "reads", "exports", "backup", "listing"}
 
 func removeDB(path string) {
 	for _, s := range []string{"", "-wal", "-shm", "-journal", ".lock"} {
@@ -494,28 +513,49 @@ func (b *bench) run(ctx context.Context, args ...string) (time.Duration, error) 
 	return d, nil
 }
 
-// inProcess measures live applies and each read endpoint in mode.
-func (b *bench) inProcess(ctx context.Context, y int, path string, mode sqlite.Locking) error {
-	db, err := sqlite.Open(ctx, path, sqlite.Options{Locking: mode})
-	if err != nil {
-		return err
+// inProcess measures live applies, or each read endpoint, in both modes.
+func (b *bench) inProcess(ctx context.Context, y int, path string, applies bool) error {
+	for _, mode := range []sqlite.Locking{sqlite.LockingExclusive, sqlite.LockingShared} {
+		db, err := sqlite.Open(ctx, path, sqlite.Options{Locking: mode})
+		if err != nil {
+			return err
+		}
+		if applies {
+			err = b.applyLive(ctx, y, db, mode)
+		} else {
+			err = b.reads(ctx, y, db, mode)
+		}
+		db.Close()
+		if err != nil {
+			return err
+		}
 	}
-	defer db.Close()
+	return nil
+}
+
+// applyLive applies live snapshots back to back, a day after the newest one.
+func (b *bench) applyLive(ctx context.Context, y int, db *sqlite.DB, mode sqlite.Locking) error {
 	data, err := scalebench.Load(ctx, db)
 	if err != nil {
 		return err
 	}
-	live := scalebench.Live{Next: data.Last.Add(3 * 24 * time.Hour)}
-	if mode == sqlite.LockingShared {
-		live.Next = live.Next.Add(24 * time.Hour)
-	}
+	live := scalebench.Live{Next: data.Last.Add(24 * time.Hour)}
 	ds, err := live.Apply(ctx, db, data.Lots, b.applies, nil)
 	if err != nil {
 		return err
 	}
-	b.t.set(fmt.Sprintf("apply of a live snapshot (%d rows), p50 / p99 (%s)", len(data.Lots), mode), "p99 < 20 ms", y,
+	b.t.set(fmt.Sprintf("apply of a live snapshot (every lot, ~30%% with a value), p50 / p99 (%s)", mode), "p99 < 20 ms", y,
 		scalebench.Pct(ds, 50)+" / "+scalebench.Pct(ds, 99))
+	b.log.Info("applies", "years", y, "mode", mode, "rows", len(data.Lots), "max", scalebench.Pct(ds, 100))
+	return nil
+}
 
+// reads requests each read endpoint over HTTP.
+func (b *bench) reads(ctx context.Context, y int, db *sqlite.DB, mode sqlite.Locking) error {
+	data, err := scalebench.Load(ctx, db)
+	if err != nil {
+		return err
+	}
 	srv, err := scalebench.Serve(db)
 	if err != nil {
 		return err
