@@ -431,6 +431,65 @@ func TestLocalRunsTheWholePipeline(t *testing.T) {
 	}
 }
 
+// `loader local -reconcile` applies at start, as serve does, a stored
+// snapshot whose message was lost (it used to accept the flag and ignore it).
+func TestLocalReconcilesAtStart(t *testing.T) {
+	p := newPipeline(t)
+	var stored struct {
+		Key string `json:"key"`
+	}
+	r := p.mustRun(0, "extractor", "fetch", "-dataset", "availability")
+	if err := json.Unmarshal([]byte(r.stdout), &stored); err != nil || stored.Key == "" {
+		t.Fatalf("extractor result %q: %v", r.stdout, err)
+	}
+	q, err := sqlitequeue.Open(context.Background(), filepath.Join(p.dir, "queue.db"), sqlitequeue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost, err := q.Receive(context.Background(), 10, 0, time.Minute)
+	if err != nil || len(lost) != 1 {
+		t.Fatalf("receive: %v (%d)", err, len(lost))
+	}
+	if err := q.Delete(context.Background(), lost...); err != nil { // the message is lost
+		t.Fatal(err)
+	}
+	q.Close()
+	pr := p.start("loader", "local", "-reconcile", "1h")
+	line := pr.waitFor(t, `"msg":"reconciled"`)
+	if !strings.Contains(line, `"window":"1h0m0s"`) {
+		t.Errorf("reconcile log line: %s", line)
+	}
+	if err := pr.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := pr.wait(); code != 0 {
+		t.Fatalf("loader local exited %d", code)
+	}
+	if n := dbtest.Count(t, p.db(), "snapshots", "key = ? AND outcome = 'applied'", stored.Key); n != 1 {
+		t.Fatalf("the snapshot whose message was lost: %d applied ledger rows, want 1", n)
+	}
+}
+
+// Ctrl-C on an idle `loader local` ends the long poll at once (issue 14): the
+// loop waits 20 s per poll, and a stop used to wait for the poll to run out.
+// What is asserted is that the poll was interrupted, not how long it took.
+func TestLocalStopsAnIdleLongPollAtOnce(t *testing.T) {
+	p := newPipeline(t)
+	p.extra = []string{"PARKING_POLL_WAIT=20s", "LOG_LEVEL=debug"}
+	pr := p.start("loader", "local")
+	for range 2 { // lots and availability, fetched at start
+		pr.waitFor(t, "snapshot applied")
+	}
+	pr.waitFor(t, `"msg":"receiving"`) // idle: the next long poll begins
+	if err := pr.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	pr.waitFor(t, "the long poll was interrupted")
+	if code := pr.wait(); code != 0 {
+		t.Fatalf("loader local exited %d after Ctrl-C, want 0", code)
+	}
+}
+
 // A database rebuilt beside an existing snapshot directory gets its lots at
 // once: the content-hash skip (the lots are unchanged since the last stored
 // snapshot) must not keep them out of an empty database.

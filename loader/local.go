@@ -86,6 +86,14 @@ func runLocal(ctx context.Context, f *cli.Flags, args []string) int {
 	log.Info("local pipeline started", "version", version, "db", cfg.DB, "store", l.store.String(), "queue", l.queue.String(), "feed", cfg.FeedBaseURL)
 
 	l.backupOnce(ctx)
+	// As serve does: snapshots stored while no loader ran, or whose messages
+	// were lost, are applied before anything else.
+	if cfg.Reconcile > 0 {
+		if err := l.busy.run(ctx, l.log, "reconcile", maintenanceLimit, l.reconcile); err != nil {
+			log.Error("loader local", "err", err)
+			return cli.ExitError
+		}
+	}
 	// One clock for the schedule, the lots retry and the consume loop.
 	clk := clock.Real{}
 	cc.Clock = clk

@@ -231,6 +231,7 @@ func Run(ctx context.Context, cfg Config) error {
 	receiveRetry := clock.Backoff{First: time.Second, Max: 30 * time.Second, Linear: true}
 	failures := 0
 	for ctx.Err() == nil {
+		c.log.Debug("receiving", "queue", cfg.Queue.String(), "wait", wait.String())
 		ds, err := cfg.Queue.Receive(recvCtx, cfg.MaxMessages, wait, cfg.Visibility)
 		if err != nil {
 			if ctx.Err() != nil {
