@@ -531,10 +531,12 @@ func (c *consumer) hold(ctx, work context.Context, ready []*item) {
 		return
 	}
 	since := c.cfg.Clock.Now()
-	c.log.Error("the database is failing: holding the batch and receiving nothing until it works again; not ready meanwhile",
-		"db", c.cfg.DB.Path(), "held", len(held), "err", held[0].err)
 	for attempt := 1; ; attempt++ {
 		c.cfg.OnEvent(Event{Kind: DatabaseFailing, N: len(held), Err: held[0].err})
+		if attempt == 1 {
+			c.log.Error("the database is failing: holding the batch and receiving nothing until it works again; not ready meanwhile",
+				"db", c.cfg.DB.Path(), "held", len(held), "err", held[0].err)
+		}
 		t := c.cfg.Clock.NewTimer(databaseRetry.Delay(attempt))
 		select {
 		case <-ctx.Done():
@@ -549,9 +551,9 @@ func (c *consumer) hold(ctx, work context.Context, ready []*item) {
 		c.apply(work, held)
 		if held = databaseFailed(held); len(held) == 0 {
 			d := c.cfg.Clock.Now().Sub(since)
+			c.cfg.OnEvent(Event{Kind: DatabaseRecovered, Duration: d})
 			c.log.Info("the database works again; the held batch is applied", "db", c.cfg.DB.Path(),
 				"failed_for", d.String(), "attempts", attempt+1)
-			c.cfg.OnEvent(Event{Kind: DatabaseRecovered, Duration: d})
 			return
 		}
 		c.log.Debug("the database still fails", "attempt", attempt+1, "err", held[0].err)
