@@ -249,8 +249,9 @@ type killStats struct {
 // first redrive messages that the queue's redrive policy moved aside after
 // too many receives by killed loaders (what an operator would do), and
 // returns how many. A drain stops as soon as nothing is visible, so when a
-// killed run's messages are still in flight, settled waits for them to come
-// back before the next run (see untilVisible).
+// killed run's messages are still in flight, settled may wait for them to
+// come back before the next run (untilVisible); otherwise the next runs
+// find nothing until they do.
 func killUntilDrained(t *testing.T, rng *rand.Rand, env []string, minKills, maxPerRun int, settled func() (int, bool)) (killStats, []string) {
 	var st killStats
 	var logs []string
