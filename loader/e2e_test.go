@@ -359,22 +359,30 @@ func TestBackups(t *testing.T) {
 	}
 }
 
+// loseMessage takes the one message of the queue and deletes it unapplied,
+// as a queue lost with its file, or an extractor that died before sending,
+// would leave a stored snapshot that nothing announces.
+func (p *pipeline) loseMessage() {
+	p.t.Helper()
+	q, err := sqlitequeue.Open(context.Background(), filepath.Join(p.dir, "queue.db"), sqlitequeue.Options{})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer q.Close()
+	lost, err := q.Receive(context.Background(), 10, 0, time.Minute)
+	if err != nil || len(lost) != 1 {
+		p.t.Fatalf("receive: %v (%d)", err, len(lost))
+	}
+	if err := q.Delete(context.Background(), lost...); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
 // A snapshot whose message was lost is applied by -reconcile at start.
 func TestReconcileAppliesSnapshotsWhoseMessagesWereLost(t *testing.T) {
 	p := newPipeline(t)
 	p.mustRun(0, "extractor", "fetch", "-dataset", "availability")
-	q, err := sqlitequeue.Open(context.Background(), filepath.Join(p.dir, "queue.db"), sqlitequeue.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lost, err := q.Receive(context.Background(), 10, 0, time.Minute)
-	if err != nil || len(lost) != 1 {
-		t.Fatalf("receive: %v (%d)", err, len(lost))
-	}
-	if err := q.Delete(context.Background(), lost...); err != nil { // the message is lost
-		t.Fatal(err)
-	}
-	q.Close()
+	p.loseMessage()
 	p.mustRun(0, "loader", "serve", "-drain")
 	if n := dbtest.Count(t, p.db(), "snapshots", ""); n != 0 {
 		t.Fatalf("without -reconcile %d snapshots were applied; the test needs a lost message", n)
@@ -442,18 +450,7 @@ func TestLocalReconcilesAtStart(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &stored); err != nil || stored.Key == "" {
 		t.Fatalf("extractor result %q: %v", r.stdout, err)
 	}
-	q, err := sqlitequeue.Open(context.Background(), filepath.Join(p.dir, "queue.db"), sqlitequeue.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lost, err := q.Receive(context.Background(), 10, 0, time.Minute)
-	if err != nil || len(lost) != 1 {
-		t.Fatalf("receive: %v (%d)", err, len(lost))
-	}
-	if err := q.Delete(context.Background(), lost...); err != nil { // the message is lost
-		t.Fatal(err)
-	}
-	q.Close()
+	p.loseMessage()
 	pr := p.start("loader", "local", "-reconcile", "1h")
 	line := pr.waitFor(t, `"msg":"reconciled"`)
 	if !strings.Contains(line, `"window":"1h0m0s"`) {
@@ -497,18 +494,7 @@ func TestLocalFetchesLotsIntoAnEmptyDatabaseEvenIfUnchanged(t *testing.T) {
 	p := newPipeline(t)
 	p.mustRun(0, "extractor", "fetch", "-dataset", "lots") // stored, content hash recorded
 	// Its message went to a database that is gone: the new one starts empty.
-	q, err := sqlitequeue.Open(context.Background(), filepath.Join(p.dir, "queue.db"), sqlitequeue.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ds, err := q.Receive(context.Background(), 10, 0, time.Minute)
-	if err != nil || len(ds) != 1 {
-		t.Fatalf("receive: %v (%d)", err, len(ds))
-	}
-	if err := q.Delete(context.Background(), ds...); err != nil {
-		t.Fatal(err)
-	}
-	q.Close()
+	p.loseMessage()
 	pr := p.start("loader", "local")
 	for {
 		line := pr.waitFor(t, "snapshot applied")
