@@ -13,16 +13,19 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/redact"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/web/livemap"
 )
 
 // Config is the loader's configuration, from flags and the environment.
 // Each command binds the settings it uses; Validate checks those.
 type Config struct {
-	Store    string
-	Queue    string
-	DB       string
-	LogLevel string
-	HTTPAddr string
+	Store     string
+	Queue     string
+	DB        string
+	DBLocking string
+	LogLevel  string
+	HTTPAddr  string
+	MapTiles  string
 
 	// Consume settings.
 	Drain           bool
@@ -52,13 +55,19 @@ type Config struct {
 // bindDB registers the settings of every command that opens the database.
 func (c *Config) bindDB(f *cli.Flags) {
 	f.String(&c.DB, "db", "PARKING_DB", "./data/parking.db", "SQLite database file")
+	f.String(&c.DBLocking, "db-locking", "PARKING_DB_LOCKING", "auto", "auto (WAL on a local disk, exclusive on NFS/EFS, SMB, FUSE), exclusive or shared (WAL: other processes read while the loader writes)")
 	f.LogLevel(&c.LogLevel)
 }
 
-// bindHTTPAddr registers -http-addr; usage says what the command does with it.
-func (c *Config) bindHTTPAddr(f *cli.Flags, usage string) {
-	f.String(&c.HTTPAddr, "http-addr", "PARKING_HTTP_ADDR", "", usage)
+// bindHTTPAddr registers -http-addr; usage says what the command does with
+// it. Off by default for serve (the image sets it), on for local, where the
+// map should be one click away.
+func (c *Config) bindHTTPAddr(f *cli.Flags, def, usage string) {
+	f.String(&c.HTTPAddr, "http-addr", "PARKING_HTTP_ADDR", def, usage)
 }
+
+// httpServeUsage is what serve and local do with -http-addr.
+const httpServeUsage = "address for /healthz, /readyz, /metrics, the read API /api/v1/ and the live map / (off when empty)"
 
 // bindAllowMassDelete registers -allow-mass-delete: every command that applies snapshots has it.
 func (c *Config) bindAllowMassDelete(f *cli.Flags) {
@@ -70,7 +79,7 @@ func (c *Config) bindConsume(f *cli.Flags) {
 	c.bindDB(f)
 	f.Store(&c.Store)
 	f.Queue(&c.Queue)
-	c.bindHTTPAddr(f, "address for /healthz, /readyz and /metrics (off when empty)")
+	f.String(&c.MapTiles, "map-tiles", "PARKING_MAP_TILES", livemap.DefaultTiles, "tile URL template of the live map's background ({z}/{x}/{y}); none: a plain background")
 	f.Bool(&c.WaitLock, "wait-lock", "PARKING_WAIT_LOCK", false, "wait as a standby while another loader holds the database, instead of failing")
 	c.bindAllowMassDelete(f)
 	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", "PARKING_SHUTDOWN_TIMEOUT", consume.DefaultShutdownTimeout, "deadline of a graceful stop (keep it under ECS's stopTimeout)")
@@ -98,6 +107,12 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %q: not a URL", u.name, redact.URL(u.value)))
 		}
 	}
+	if _, err := sqlite.ParseLocking(c.DBLocking); err != nil {
+		errs = append(errs, fmt.Errorf("-db-locking: %w", err))
+	}
+	if err := (livemap.Config{Tiles: c.MapTiles}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("-map-tiles: %w", err))
+	}
 	if c.ShutdownTimeout < 0 || c.PollWait < 0 || c.Visibility < 0 || c.Reconcile < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
@@ -121,6 +136,7 @@ func (c *Config) Validate() error {
 // cli.ExitSkipped); ok is false whenever the command should return code.
 func openAlone(ctx context.Context, f *cli.Flags, cfg Config, log *slog.Logger, hint string, opts sqlite.Options) (db *sqlite.DB, code int, ok bool) {
 	opts.Logger = log
+	opts.Locking = sqlite.Locking(cfg.DBLocking)
 	db, err := sqlite.Open(ctx, cfg.DB, opts)
 	if errors.Is(err, sqlite.ErrLocked) {
 		return nil, refuse(f, err, hint), false

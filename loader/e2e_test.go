@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,6 +71,8 @@ func (p *pipeline) env(extra ...string) []string {
 		"PARKING_LATEST_JSON=" + filepath.Join(p.dir, "availability.json"),
 		"PARKING_GEOJSON=" + filepath.Join(p.dir, "lots.geojson"),
 		"PARKING_POLL_WAIT=50ms",
+		// local listens on 127.0.0.1:8080 by default; tests run side by side.
+		"PARKING_HTTP_ADDR=127.0.0.1:0",
 	}, append(p.extra, extra...)...)
 }
 
@@ -395,10 +399,21 @@ func TestReconcileAppliesSnapshotsWhoseMessagesWereLost(t *testing.T) {
 
 // `loader local` is the README's first command: it fetches the lots (the
 // database has none) and the live feed at start, applies both, writes the
-// latest-availability JSON, and stops cleanly on SIGTERM.
+// latest-availability JSON, serves the map and the API, lets SQL readers and
+// `loader stats` in beside it (shared mode on a local disk), and stops
+// cleanly on SIGTERM.
 func TestLocalRunsTheWholePipeline(t *testing.T) {
 	p := newPipeline(t)
 	pr := p.start("loader", "local")
+	if line := pr.waitFor(t, "database locking mode"); !strings.Contains(line, `"locking":"shared"`) {
+		t.Errorf("locking mode on a local disk: %s", line)
+	}
+	var listening struct {
+		Addr string `json:"addr"`
+	}
+	if err := json.Unmarshal([]byte(pr.waitFor(t, "http server listening")), &listening); err != nil || listening.Addr == "" {
+		t.Fatalf("http server address: %v", err)
+	}
 	applied := map[string]bool{}
 	for len(applied) < 2 {
 		line := pr.waitFor(t, "snapshot applied")
@@ -409,6 +424,24 @@ func TestLocalRunsTheWholePipeline(t *testing.T) {
 			t.Fatalf("log line %q: %v", line, err)
 		}
 		applied[e.Dataset] = true
+	}
+	// While it runs: SQL from another process, `loader stats`, the API and the map.
+	if n := dbtest.Count(t, p.db(), "parking_lots", ""); n == 0 {
+		t.Error("a SQL reader beside loader local sees no lots")
+	}
+	if r := p.run("loader", "stats", "-json"); r.code != 0 || !strings.Contains(r.stdout, `"active"`) {
+		t.Errorf("loader stats beside loader local: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for path, want := range map[string]string{"/api/v1/lots": `"FeatureCollection"`, "/": "leaflet.js", "/api/v1/availability/latest": `"total_count"`} {
+		resp, err := http.Get("http://" + listening.Addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %s %.200s", path, resp.Status, body)
+		}
 	}
 	if err := pr.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ func runHealthcheck(ctx context.Context, f *cli.Flags, args []string) int {
 		cfg     Config
 		timeout time.Duration
 	)
-	cfg.bindHTTPAddr(f, "the running loader's HTTP address")
+	cfg.bindHTTPAddr(f, "", "the running loader's HTTP address")
 	f.Duration(&timeout, "timeout", "", 3*time.Second, "give up after this long (ECS's own timeout is 5s by default)")
 	// No database, no logger: the answer is the exit code and one line.
 	if _, err := f.Start(args, nil); err != nil {

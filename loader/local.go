@@ -28,6 +28,7 @@ func runLocal(ctx context.Context, f *cli.Flags, args []string) int {
 		lotsHour, lotsMinute int
 	)
 	cfg.bindConsume(f)
+	cfg.bindHTTPAddr(f, "127.0.0.1:8080", httpServeUsage)
 	f.FeedBaseURL(&cfg.FeedBaseURL)
 	f.Healthchecks(&cfg.PingLots, &cfg.PingAvailability)
 	f.Duration(&availabilityEvery, "availability-every", "PARKING_AVAILABILITY_EVERY", 5*time.Minute, "fetch the live feed this often, aligned to the clock")

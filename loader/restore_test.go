@@ -11,11 +11,20 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
 )
 
-// The runbook's restore, as the one-off ECS task runs it: refused (exit 2)
-// while a loader process holds the database, then done once it has stopped,
-// with the old database kept aside and the loader starting on the restored one.
+// The runbook's restore, as the one-off ECS task runs it, in each locking
+// mode: refused (exit 2) while a loader process holds the database (in
+// shared mode a loader holds the writer lock and keeps no SQLite lock but a
+// shared one between transactions), then done once it has stopped, with the
+// old database kept aside and the loader starting on the restored one.
 func TestRestoreCommand(t *testing.T) {
+	for _, mode := range []string{"exclusive", "shared"} {
+		t.Run(mode, func(t *testing.T) { testRestoreCommand(t, mode) })
+	}
+}
+
+func testRestoreCommand(t *testing.T, mode string) {
 	p := newPipeline(t)
+	p.extra = []string{"PARKING_DB_LOCKING=" + mode}
 	backups := filepath.Join(p.dir, "backups")
 	// A backup with no lots (taken at start, before the first apply), then a database with lots.
 	p.mustRun(0, "extractor", "fetch", "-dataset", "lots")
@@ -31,9 +40,12 @@ func TestRestoreCommand(t *testing.T) {
 	}
 
 	running := p.start("loader", "serve")
+	if line := running.waitFor(t, "database locking mode"); !strings.Contains(line, `"locking":"`+mode+`"`) {
+		t.Fatalf("the loader is not in %s mode: %s", mode, line)
+	}
 	running.waitFor(t, "loader started")
 	r := p.mustRun(2, "loader", "restore", "-from", backup)
-	for _, want := range []string{"refused", p.db(), "desired count 0"} {
+	for _, want := range []string{"refused", "writer lock " + p.db() + ".lock", "desired count 0"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("refusal lacks %q:\n%s", want, r.stderr)
 		}
@@ -58,6 +70,11 @@ func TestRestoreCommand(t *testing.T) {
 	}
 	if !strings.HasPrefix(res.Kept[0], p.db()+".replaced-") || dbtest.Count(t, res.Kept[0], "parking_lots", "") != lots {
 		t.Errorf("the replaced database was not kept as %s.replaced-<time> with its %d lots: %v", p.db(), lots, res.Kept)
+	}
+	for _, s := range []string{"-journal", "-wal", "-shm"} {
+		if _, err := os.Stat(p.db() + s); err == nil {
+			t.Errorf("%s%s is beside the restored database", p.db(), s)
+		}
 	}
 	// The loader opens the restored database, and the queue (now empty) and
 	// the ledger agree: the lots snapshot is not in the restored ledger.

@@ -19,11 +19,13 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/web"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/web/livemap"
 )
 
 func runServe(ctx context.Context, f *cli.Flags, args []string) int {
 	var cfg Config
 	cfg.bindConsume(f)
+	cfg.bindHTTPAddr(f, "", httpServeUsage)
 	f.Bool(&cfg.Drain, "drain", "", false, "exit 0 once the queue is empty")
 	log, err := f.Start(args, &cfg)
 	if err != nil {
@@ -49,7 +51,7 @@ type loader struct {
 // open takes the database (and its single-writer lock) first: a second
 // loader fails before it touches the queue.
 func open(ctx context.Context, cfg Config, log *slog.Logger) (*loader, error) {
-	db, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{WaitLock: cfg.WaitLock, Logger: log})
+	db, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{WaitLock: cfg.WaitLock, Logger: log, Locking: sqlite.Locking(cfg.DBLocking)})
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +152,8 @@ func (l *loader) observe(ctx context.Context, logOut io.Writer) (consume.Config,
 			wait = consume.DefaultWait
 		}
 		srv = web.New(web.Config{Addr: l.cfg.HTTPAddr, Logger: l.log, Metrics: reg,
-			LiveWithin: web.LiveWindow(wait), Busy: l.busy.state, Stats: l.db.Stats})
+			LiveWithin: web.LiveWindow(wait), Busy: l.busy.state, Stats: l.stats, Reads: l.db,
+			Map: livemap.Config{Tiles: l.cfg.MapTiles}})
 		if err := srv.Start(); err != nil {
 			return cc, nil, err
 		}
@@ -187,6 +190,16 @@ func (l *loader) observe(ctx context.Context, logOut io.Writer) (consume.Config,
 		}
 	}
 	return cc, stop, nil
+}
+
+// stats reads the statistics through a read view: beside the applies in
+// shared mode, taking turns with them in exclusive mode.
+func (l *loader) stats(ctx context.Context) (st sqlite.Stats, err error) {
+	err = l.db.Read(ctx, func(r *sqlite.DB) error {
+		st, err = r.Stats(ctx)
+		return err
+	})
+	return st, err
 }
 
 // writeExports rewrites the latest-availability JSON and the GeoJSON after a

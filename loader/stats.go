@@ -21,7 +21,7 @@ func runStats(ctx context.Context, f *cli.Flags, args []string) int {
 		asJSON bool
 	)
 	cfg.bindDB(f)
-	cfg.bindHTTPAddr(f, "a running loader's HTTP address, asked for /stats when it holds the database")
+	cfg.bindHTTPAddr(f, "", "a running loader's HTTP address, asked for /stats when it holds the database")
 	f.Bool(&asJSON, "json", "", false, "print JSON for machines")
 	log, err := f.Start(args, &cfg)
 	if err != nil {
@@ -47,10 +47,17 @@ func runStats(ctx context.Context, f *cli.Flags, args []string) int {
 	return cli.ExitOK
 }
 
-// readStats reads the database, or, when a running loader holds its
-// exclusive lock and its HTTP address is known, asks that loader.
+// readStats reads the database: alone when no loader runs, beside a loader
+// in shared mode (read-only), or, when a loader in exclusive mode holds it and
+// its HTTP address is known, by asking that loader.
 func readStats(ctx context.Context, cfg Config) (sqlite.Stats, error) {
-	db, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{})
+	db, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{Locking: sqlite.Locking(cfg.DBLocking)})
+	if errors.Is(err, sqlite.ErrLocked) {
+		if ro, rerr := sqlite.OpenReadOnly(ctx, cfg.DB); rerr == nil {
+			defer ro.Close()
+			return ro.Stats(ctx)
+		}
+	}
 	if errors.Is(err, sqlite.ErrLocked) && cfg.HTTPAddr != "" {
 		st, herr := web.FetchStats(ctx, cfg.HTTPAddr, 30*time.Second)
 		if herr != nil {

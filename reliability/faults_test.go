@@ -17,6 +17,7 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/internal/tmpfs"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store/filestore"
 )
@@ -165,7 +166,12 @@ func TestFaultsFeedExtractor(t *testing.T) {
 // whose pages are damaged: the loader refuses to start, names the file and
 // the failed check, and leaves the file byte-identical.
 func TestFaultsDamagedDatabase(t *testing.T) {
+	forEachLocking(t, testFaultsDamagedDatabase)
+}
+
+func testFaultsDamagedDatabase(t *testing.T, mode sqlite.Locking) {
 	w := newWorld(t)
+	w.locking = mode
 	send(t, w.queue, publish(t, w.store, lotsSnapshot(t0, baseLots(t)), 20))
 	w.drain(nil)
 	good, err := os.ReadFile(w.db)
@@ -198,7 +204,8 @@ func TestFaultsDamagedDatabase(t *testing.T) {
 			if err := os.WriteFile(db, c.content, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			code, log := run(t, loaderEnv(dir, "file://"+w.store.Dir(), "sqlite://"+filepath.Join(dir, "q.db"), "PARKING_POLL_WAIT=50ms"), "loader", "serve", "-drain")
+			code, log := run(t, loaderEnv(dir, "file://"+w.store.Dir(), "sqlite://"+filepath.Join(dir, "q.db"), "PARKING_POLL_WAIT=50ms",
+				"PARKING_DB_LOCKING="+string(mode)), "loader", "serve", "-drain")
 			if code != 1 {
 				t.Fatalf("loader exited %d on a %s, want 1; log:\n%s", code, c.name, log)
 			}
@@ -236,18 +243,32 @@ func TestFaultsDamagedDatabase(t *testing.T) {
 // carries on by itself, nothing was dead-lettered, and the result equals a
 // clean run.
 func TestFaultsDiskFull(t *testing.T) {
+	forEachLocking(t, testFaultsDiskFull)
+}
+
+func testFaultsDiskFull(t *testing.T, mode sqlite.Locking) {
 	rng := rand.New(rand.NewPCG(seed(t), 3))
 	w := newWorld(t)
 	h := genHistory(rng, 6, 120)
 	bodies := publishAll(t, w.store, h)
 	want := cleanDump(t, w.store, bodies)
 
-	mnt := tmpfs.Mount(t, 512<<10)
-	// The filler leaves ~96 KiB for the database: enough to start, not to finish.
-	filler := tmpfs.Fill(t, mnt, 96<<10)
+	// WAL mode needs headroom for its WAL (up to wal_autocheckpoint pages,
+	// 4 MiB, before it is copied back) besides the database: a bigger disk.
+	size := int64(512 << 10)
+	// The filler leaves room enough to start, not to finish: ~96 KiB for a
+	// rollback journal; WAL mode starts with its 32 KiB shared-memory index
+	// and the migration's pages in the WAL besides the database, so more.
+	room := int64(96 << 10)
+	if mode == sqlite.LockingShared {
+		size, room = 8<<20, 224<<10
+	}
+	mnt := tmpfs.Mount(t, size)
+	filler := tmpfs.Fill(t, mnt, room)
 	send(t, w.queue, bodies...)
 	env := loaderEnv(w.dir, "file://"+w.store.Dir(), "sqlite://"+w.queuePath(),
-		"PARKING_DB="+filepath.Join(mnt, "parking.db"), "PARKING_POLL_WAIT=1s", "PARKING_HTTP_ADDR=127.0.0.1:0")
+		"PARKING_DB="+filepath.Join(mnt, "parking.db"), "PARKING_POLL_WAIT=1s", "PARKING_HTTP_ADDR=127.0.0.1:0",
+		"PARKING_DB_LOCKING="+string(mode))
 	p := start(t, env, "loader", "serve")
 	line, ok := p.next(t, "http server listening")
 	if !ok {
@@ -319,8 +340,9 @@ func TestFaultsDiskFull(t *testing.T) {
 	if got != want {
 		t.Fatalf("after the disk-full episode the database differs from the clean run\n%s", diff(want, got))
 	}
-	report(t, "disk full: snapshots=%d error_lines=%d readyz_while_full=%d healthz_while_full=%d readyz_after=%d processes=%d exit=%d dead_lettered=%d rows_lost=%d",
-		len(bodies), errors, readyz, healthz, readyAfter, strings.Count(log, "loader started"), code, len(dead), lostRows(want, got))
+	checkLocking(t, log, mode)
+	report(t, "disk full (%s): snapshots=%d error_lines=%d readyz_while_full=%d healthz_while_full=%d readyz_after=%d processes=%d exit=%d dead_lettered=%d rows_lost=%d",
+		mode, len(bodies), errors, readyz, healthz, readyAfter, strings.Count(log, "loader started"), code, len(dead), lostRows(want, got))
 }
 
 // httpGet asks a running loader's endpoint and returns the status and body.

@@ -76,7 +76,8 @@ func TestS3SQSChaosFaultsAndSecurity(t *testing.T) {
 	send(t, sender, shuffled...)
 
 	dir := t.TempDir()
-	env := loaderEnv(dir, "s3://"+bucket+"/"+prefix, q.URL, awstest.Env(t)...)
+	// Exclusive, as on EFS, where the AWS deployment keeps the database.
+	env := loaderEnv(dir, "s3://"+bucket+"/"+prefix, q.URL, append(awstest.Env(t), "PARKING_DB_LOCKING=exclusive")...)
 	// Through the proxies (later entries win).
 	// A 1s poll keeps the many restarts cheap; the 2s visibility still
 	// brings a killed loader's messages back.

@@ -5,7 +5,29 @@ import (
 	"encoding/hex"
 	"strings"
 	"testing"
+
+	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 )
+
+// lockingModes are the database's two ways of sharing its file: the crash,
+// kill and disk-full tests must hold in both (exclusive is what EFS gets,
+// shared what a local disk gets).
+var lockingModes = []sqlite.Locking{sqlite.LockingExclusive, sqlite.LockingShared}
+
+// forEachLocking runs f as one subtest per locking mode.
+func forEachLocking(t *testing.T, f func(t *testing.T, mode sqlite.Locking)) {
+	for _, mode := range lockingModes {
+		t.Run(string(mode), func(t *testing.T) { f(t, mode) })
+	}
+}
+
+// checkLocking fails unless a loader's log says it ran in mode.
+func checkLocking(t testing.TB, log string, mode sqlite.Locking) {
+	t.Helper()
+	if !strings.Contains(log, `"locking":"`+string(mode)+`"`) {
+		t.Fatalf("the loader did not run in %s mode; log:\n%.2000s", mode, log)
+	}
+}
 
 func sha256hex(b []byte) string {
 	s := sha256.Sum256(b)

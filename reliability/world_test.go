@@ -17,6 +17,7 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/sqlitequeue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store/filestore"
 )
@@ -30,6 +31,8 @@ type world struct {
 	queue *sqlitequeue.Queue
 	db    string
 	logs  *logtest.Buffer
+	// locking is the mode of the in-process loader ("": auto).
+	locking sqlite.Locking
 }
 
 func newWorld(t testing.TB) *world {
@@ -104,17 +107,26 @@ func send(t testing.TB, q queue.Queue, bodies ...[]byte) {
 // drain runs the loader's consume loop in-process until the queue is empty.
 func (w *world) drain(tune func(*consume.Config)) {
 	w.t.Helper()
-	drainInto(w.t, w.db, w.queue, w.store, w.logs, tune)
+	drainInto(w.t, w.db, w.locking, w.queue, w.store, w.logs, tune)
 }
 
-func drainInto(t testing.TB, dbPath string, q queue.Queue, st store.Store, logs *logtest.Buffer, tune func(*consume.Config)) {
+func drainInto(t testing.TB, dbPath string, locking sqlite.Locking, q queue.Queue, st store.Store, logs *logtest.Buffer, tune func(*consume.Config)) {
 	t.Helper()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, dbPath, sqlite.Options{Locking: locking})
+	if err != nil {
+		t.Fatalf("open database: %v", err)
+	}
+	defer db.Close()
 	cfg := consume.Config{Queue: q, Store: st, Visibility: time.Minute, Logger: slog.New(slog.NewJSONHandler(logs, nil))}
 	if tune != nil {
 		tune(&cfg)
 	}
-	if _, err := consumetest.Drain(context.Background(), dbPath, cfg); err != nil {
+	if _, err := consumetest.DrainDB(ctx, db, cfg); err != nil {
 		t.Fatalf("consume: %v", err)
+	}
+	if locking != "" && db.Locking() != locking {
+		t.Fatalf("the loader ran in %s mode, want %s", db.Locking(), locking)
 	}
 }
 

@@ -25,6 +25,12 @@ func Drain(ctx context.Context, dbPath string, cfg consume.Config) ([]snapshot.R
 		return nil, err
 	}
 	defer db.Close()
+	return DrainDB(ctx, db, cfg)
+}
+
+// DrainDB is Drain on a database the caller opened (in a locking mode of its
+// choosing, say) and closes.
+func DrainDB(ctx context.Context, db *sqlite.DB, cfg consume.Config) ([]snapshot.Result, error) {
 	cfg.DB, cfg.Drain = db, true
 	if cfg.Wait == 0 {
 		cfg.Wait = 10 * time.Millisecond
@@ -44,7 +50,7 @@ func Drain(ctx context.Context, dbPath string, cfg consume.Config) ([]snapshot.R
 			onEvent(e)
 		}
 	}
-	err = consume.Run(ctx, cfg)
+	err := consume.Run(ctx, cfg)
 	mu.Lock()
 	defer mu.Unlock()
 	return results, err

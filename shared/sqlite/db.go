@@ -1,10 +1,13 @@
 // Package sqlite holds the SQLite database: its settings, schema, and the
 // idempotent, order-safe apply of snapshots.
 //
-// The database lives on a network file system (EFS) in production, so it is
-// opened the conservative way: one connection, exclusive locking mode, a
-// rollback journal, synchronous=FULL, and a write at start-up so that the
-// exclusive lock is taken at once and a second loader fails fast.
+// The loader writes through one connection. How the file is shared depends on
+// where it lives (see Locking): on a network file system (EFS in production)
+// the conservative way, exclusive locking mode with a rollback journal, and no
+// reader besides the loader; on a local disk WAL, so other processes read
+// while the loader writes, and the loader's own reads use separate read-only
+// connections. In both modes one writer at a time is enforced by an flock on
+// a lock file beside the database, taken before SQLite opens the file.
 package sqlite
 
 import (
@@ -50,20 +53,42 @@ type Options struct {
 	// CacheKiB is SQLite's page cache (PRAGMA cache_size). Zero means
 	// DefaultCacheKiB. A backfill, which appends in key order, needs far less.
 	CacheKiB int
+	// Locking chooses how the file is shared; "" means LockingAuto.
+	Locking Locking
 }
+
+// readerConns is how many read-only connections serve reads in shared mode:
+// enough for the HTTP API's concurrent requests, few enough that their page
+// caches stay small.
+const readerConns = 4
+
+// walAutocheckpoint (pages) and walSizeLimit (bytes) keep the WAL of shared
+// mode bounded: SQLite copies it back into the database once it holds this
+// many pages, and truncates the file to the limit after each full checkpoint.
+const (
+	walAutocheckpoint = 1000
+	walSizeLimit      = 32 << 20
+)
 
 // DefaultCacheKiB is the page cache of a long-running loader: the lots
 // tables and the hot end of the observations stay in memory.
 const DefaultCacheKiB = 16000
 
-// DB is the loader's database. It is safe for concurrent use, but every call is
-// serialised on the one connection.
+// DB is the loader's database. It is safe for concurrent use, but every write
+// (and, in exclusive mode, every read) is serialised on the one connection.
 type DB struct {
 	path   string
 	sql    *sql.DB
 	conn   *sql.Conn
 	logger *slog.Logger
 	now    func() time.Time
+
+	// locking is the mode in force; readers (shared mode only) are the
+	// read-only connections of Read. writer holds the writer lock's flock
+	// for the life of the DB; nil in a read view or where flock is missing.
+	locking Locking
+	readers *sql.DB
+	writer  *os.File
 
 	// mu serialises transactions on conn and guards lotIDs.
 	mu sync.Mutex
@@ -92,12 +117,16 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("open database: empty path")
 	}
+	want, err := ParseLocking(string(opts.Locking))
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("open database %s: create directory: %w", path, err)
 	}
-	if err := checkFile(path); err != nil {
-		return nil, err
-	}
+	var reason string
+	opts.Locking, reason = chooseLocking(want, path)
+	opts.Logger.InfoContext(ctx, "database locking mode", "path", path, "locking", string(opts.Locking), "reason", reason)
 
 	waiting := false
 	for {
@@ -122,12 +151,8 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 }
 
 // checkFile refuses files that are not SQLite databases before SQLite touches
-// them, and a shared-memory file that would mean someone opened the database
-// in WAL mode with shared memory (unsafe on NFS).
+// them.
 func checkFile(path string) error {
-	if _, err := os.Stat(path + "-shm"); err == nil {
-		return fmt.Errorf("open database %s: shm check: %s-shm exists (WAL with shared memory is unsafe on a network file system); stop the other user and remove it", path, path)
-	}
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -150,25 +175,11 @@ func checkFile(path string) error {
 	return nil
 }
 
-// open makes one attempt. Any SQLITE_BUSY on the way means another process
-// holds the lock and is reported as ErrLocked.
+// open makes one attempt. Any SQLITE_BUSY on the way, or the writer lock
+// taken, means another process holds the database and is reported as
+// ErrLocked.
 func open(ctx context.Context, path string, opts Options) (_ *DB, err error) {
-	sqldb, err := sql.Open("sqlite", path)
-	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", path, err)
-	}
-	// One connection for the life of the DB: per-connection pragmas (above all
-	// locking_mode) would silently be lost on a second one.
-	sqldb.SetMaxOpenConns(1)
-	sqldb.SetMaxIdleConns(1)
-	sqldb.SetConnMaxLifetime(0)
-	sqldb.SetConnMaxIdleTime(0)
-	conn, err := sqldb.Conn(ctx)
-	if err != nil {
-		sqldb.Close()
-		return nil, fmt.Errorf("open database %s: %w", path, err)
-	}
-	db := &DB{path: path, sql: sqldb, conn: conn, logger: opts.Logger, now: opts.Now, lotIDs: map[string]int64{}}
+	db := &DB{path: path, logger: opts.Logger, now: opts.Now, lotIDs: map[string]int64{}, locking: opts.Locking}
 	defer func() {
 		if err != nil {
 			db.Close()
@@ -179,47 +190,56 @@ func open(ctx context.Context, path string, opts Options) (_ *DB, err error) {
 		}
 	}()
 
-	// Order matters: locking_mode must be set before the first access so that
-	// no shared-memory file is ever used, and before the journal mode.
-	pragmas := []string{
-		fmt.Sprintf("PRAGMA busy_timeout = %d", opts.LockTimeout.Milliseconds()),
-		"PRAGMA locking_mode = EXCLUSIVE",
-		"PRAGMA journal_mode = DELETE",
-		"PRAGMA synchronous = FULL",
-		"PRAGMA foreign_keys = ON",
-		"PRAGMA temp_store = MEMORY",
-		fmt.Sprintf("PRAGMA cache_size = -%d", opts.CacheKiB),
-	}
-	for _, p := range pragmas {
-		if _, err := conn.ExecContext(ctx, p); err != nil {
-			return nil, fmt.Errorf("open database %s: %s: %w", path, p, err)
-		}
-	}
-	for pragma, want := range map[string]string{"locking_mode": "exclusive", "journal_mode": "delete"} {
-		var got string
-		if err := conn.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
-			return nil, fmt.Errorf("open database %s: read %s: %w", path, pragma, err)
-		}
-		if !strings.EqualFold(got, want) {
-			return nil, fmt.Errorf("open database %s: %s is %q, want %q", path, pragma, got, want)
-		}
-	}
-
-	// Take the exclusive lock before reading anything, so two loaders starting
-	// together cannot both hold shared locks and deadlock on the upgrade. In
-	// exclusive locking mode the lock is kept after COMMIT until Close.
-	if _, err := conn.ExecContext(ctx, "BEGIN EXCLUSIVE"); err != nil {
-		return nil, fmt.Errorf("open database %s: lock: %w", path, err)
-	}
-	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
-		return nil, fmt.Errorf("open database %s: lock: %w", path, err)
-	}
-
-	if err := quickCheck(ctx, conn); err != nil {
+	// The writer lock first: in WAL mode SQLite's own locks last only as long
+	// as a write transaction, so only this keeps a second loader out.
+	lock := path + ".lock"
+	db.writer, err = lockWriter(ctx, lock, opts.LockTimeout)
+	switch {
+	case errors.Is(err, errWriterHeld):
+		return nil, fmt.Errorf("open database %s: %w: another process holds its writer lock %s", path, ErrLocked, lock)
+	case errors.Is(err, errNoFlock) && opts.Locking == LockingExclusive:
+		// SQLite's exclusive lock still keeps a second writer out.
+		opts.Logger.WarnContext(ctx, "no writer lock file; relying on SQLite's exclusive lock", "path", path, "err", err)
+	case err != nil:
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	if _, err := os.Stat(path + "-shm"); err == nil {
-		return nil, fmt.Errorf("open database %s: shm check: %s-shm exists", path, path)
+
+	// The file is looked at only under the writer lock: a restore holds it
+	// until the new file is in place, so a loader waiting for it never
+	// judges, or opens, the file being replaced.
+	if err := checkFile(path); err != nil {
+		return nil, err
+	}
+
+	// In exclusive mode a -shm file means someone opened the database in WAL
+	// mode with shared memory (unsafe on NFS); in shared mode it is WAL's
+	// normal companion. Checked once the writer lock is ours, so that a
+	// running shared-mode loader is reported as what it is.
+	if _, err := os.Stat(path + "-shm"); err == nil && opts.Locking == LockingExclusive {
+		return nil, fmt.Errorf("open database %s: shm check: %s-shm exists (WAL with shared memory is unsafe on a network file system); stop the other user and remove it, or use -db-locking shared on a local disk", path, path)
+	}
+
+	db.sql, err = sql.Open("sqlite", path)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	// One connection for the life of the DB: per-connection pragmas (above all
+	// locking_mode) would silently be lost on a second one.
+	db.sql.SetMaxOpenConns(1)
+	db.sql.SetMaxIdleConns(1)
+	db.sql.SetConnMaxLifetime(0)
+	db.sql.SetConnMaxIdleTime(0)
+	db.conn, err = db.sql.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	if opts.Locking == LockingShared {
+		err = db.setupShared(ctx, opts)
+	} else {
+		err = db.setupExclusive(ctx, opts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 
 	if err := db.migrate(ctx); err != nil {
@@ -237,7 +257,104 @@ func open(ctx context.Context, path string, opts Options) (_ *DB, err error) {
 	if err := db.loadLotIDs(ctx); err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
+	if opts.Locking == LockingShared {
+		if db.readers, err = openReaders(path, opts.LockTimeout); err != nil {
+			return nil, fmt.Errorf("open database %s: %w", path, err)
+		}
+	}
 	return db, nil
+}
+
+// setupExclusive: locking_mode=EXCLUSIVE and a rollback journal, the
+// settings for a network file system.
+func (db *DB) setupExclusive(ctx context.Context, opts Options) error {
+	conn := db.conn
+	// Order matters: locking_mode must be set before the first access so that
+	// no shared-memory file is ever used, and before the journal mode.
+	if err := pragmas(ctx, conn,
+		fmt.Sprintf("PRAGMA busy_timeout = %d", opts.LockTimeout.Milliseconds()),
+		"PRAGMA locking_mode = EXCLUSIVE",
+		"PRAGMA journal_mode = DELETE",
+		"PRAGMA synchronous = FULL",
+		"PRAGMA foreign_keys = ON",
+		"PRAGMA temp_store = MEMORY",
+		fmt.Sprintf("PRAGMA cache_size = -%d", opts.CacheKiB),
+	); err != nil {
+		return err
+	}
+	if err := readBack(ctx, conn, "locking_mode", "exclusive", "journal_mode", "delete"); err != nil {
+		return err
+	}
+	// Take the exclusive lock before reading anything, so two loaders starting
+	// together cannot both hold shared locks and deadlock on the upgrade. In
+	// exclusive locking mode the lock is kept after COMMIT until Close.
+	if _, err := conn.ExecContext(ctx, "BEGIN EXCLUSIVE"); err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	if err := quickCheck(ctx, conn); err != nil {
+		return err
+	}
+	if _, err := os.Stat(db.path + "-shm"); err == nil {
+		return fmt.Errorf("shm check: %s-shm exists", db.path)
+	}
+	return nil
+}
+
+// setupShared: WAL with normal locking, for a local file system. The file is
+// checked before the switch to WAL, which writes its header: a damaged file
+// is refused untouched.
+func (db *DB) setupShared(ctx context.Context, opts Options) error {
+	conn := db.conn
+	if err := pragmas(ctx, conn,
+		fmt.Sprintf("PRAGMA busy_timeout = %d", opts.LockTimeout.Milliseconds()),
+		"PRAGMA locking_mode = NORMAL",
+	); err != nil {
+		return err
+	}
+	if err := quickCheck(ctx, conn); err != nil {
+		return err
+	}
+	if err := pragmas(ctx, conn,
+		"PRAGMA journal_mode = WAL",
+		// FULL in WAL mode too: a COMMIT is durable before the queue message
+		// is deleted.
+		"PRAGMA synchronous = FULL",
+		fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", walAutocheckpoint),
+		fmt.Sprintf("PRAGMA journal_size_limit = %d", walSizeLimit),
+		"PRAGMA foreign_keys = ON",
+		"PRAGMA temp_store = MEMORY",
+		fmt.Sprintf("PRAGMA cache_size = -%d", opts.CacheKiB),
+	); err != nil {
+		return err
+	}
+	return readBack(ctx, conn, "locking_mode", "normal", "journal_mode", "wal")
+}
+
+func pragmas(ctx context.Context, conn *sql.Conn, list ...string) error {
+	for _, p := range list {
+		if _, err := conn.ExecContext(ctx, p); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// readBack checks pragma/value pairs: a setting SQLite ignored silently
+// (journal_mode on a file it cannot convert) must stop the start.
+func readBack(ctx context.Context, conn *sql.Conn, pairs ...string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		var got string
+		if err := conn.QueryRowContext(ctx, "PRAGMA "+pairs[i]).Scan(&got); err != nil {
+			return fmt.Errorf("read %s: %w", pairs[i], err)
+		}
+		if !strings.EqualFold(got, pairs[i+1]) {
+			return fmt.Errorf("%s is %q, want %q", pairs[i], got, pairs[i+1])
+		}
+	}
+	return nil
 }
 
 // quickCheck runs PRAGMA quick_check, which answers "ok" or lists problems.
@@ -273,20 +390,39 @@ func isBusy(err error) bool {
 	return false
 }
 
-// Close releases the lock and closes the database.
+// Close closes the database and releases its locks. In shared mode it first
+// checkpoints the WAL into the database and truncates it, so a stopped loader
+// leaves one self-contained file.
 func (db *DB) Close() error {
 	var errs []error
+	if db.readers != nil {
+		errs = append(errs, db.readers.Close())
+	}
 	if db.conn != nil {
+		if db.locking == LockingShared && db.readers != nil {
+			// Best effort: a reader in another process may hold the WAL, and
+			// then the next open's checkpoints finish the job.
+			if _, err := db.conn.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+				db.logger.Debug("checkpoint at close", "path", db.path, "err", err)
+			}
+		}
 		errs = append(errs, db.conn.Close())
 	}
 	if db.sql != nil {
 		errs = append(errs, db.sql.Close())
+	}
+	// Last: the lock guards the file until SQLite has let go of it.
+	if db.writer != nil {
+		errs = append(errs, db.writer.Close())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close database %s: %w", db.path, err)
 	}
 	return nil
 }
+
+// Locking returns the locking mode in force.
+func (db *DB) Locking() Locking { return db.locking }
 
 // Path returns the database file's path.
 func (db *DB) Path() string { return db.path }
@@ -300,16 +436,32 @@ func (db *DB) withTx(ctx context.Context, commit *time.Duration, fn func(tx *sql
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
+		db.afterFull(ctx, err)
 		return err
 	}
 	start := time.Now()
 	if err := tx.Commit(); err != nil {
+		db.afterFull(ctx, err)
 		return fmt.Errorf("commit: %w", err)
 	}
 	if commit != nil {
 		*commit = time.Since(start)
 	}
 	return nil
+}
+
+// afterFull gives a full disk back the WAL's space in shared mode: a failed
+// transaction leaves the WAL at its largest, and a truncating checkpoint
+// moves the committed frames into the database and empties it, so the retry
+// has room. Best effort: it fails too while the disk stays full.
+func (db *DB) afterFull(ctx context.Context, err error) {
+	var se *modernc.Error
+	if db.locking != LockingShared || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_FULL {
+		return
+	}
+	if _, cerr := db.conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA wal_checkpoint(TRUNCATE)"); cerr != nil {
+		db.logger.Debug("checkpoint after a full disk", "path", db.path, "err", cerr)
+	}
 }
 
 func (db *DB) loadLotIDs(ctx context.Context) error {

@@ -1,10 +1,11 @@
-// Package web is the loader's small HTTP server for operators: /healthz
-// (the consume loop is alive), /readyz (the database is open and checked,
-// and not failing),
+// Package web is the loader's HTTP server: for operators /healthz (the
+// consume loop is alive), /readyz (the database is open and checked, and
+// not failing),
 // /metrics (Prometheus text format) and /stats (the database statistics as
 // JSON, which `loader stats` asks for when the running loader holds the
-// database's exclusive lock). It also holds the client side of those
-// endpoints, for `loader healthcheck` and `loader stats`.
+// database's exclusive lock); for programs the read API under /api/v1/; for
+// people the live map at / (package livemap). It also holds the client side
+// of the operators' endpoints, for `loader healthcheck` and `loader stats`.
 package web
 
 import (
@@ -22,6 +23,7 @@ import (
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/ops/metrics"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/web/livemap"
 )
 
 // Config configures a Server.
@@ -40,8 +42,13 @@ type Config struct {
 	// end as activity, so maintenance never makes a healthy loader look dead.
 	// The caller bounds that work with a deadline; nil: no maintenance.
 	Busy func() (what string, ended time.Time)
-	// Stats reads the database statistics for /stats; nil serves 404.
+	// Stats reads the database statistics for /stats and /api/v1/stats; nil
+	// serves 404.
 	Stats func(ctx context.Context) (sqlite.Stats, error)
+	// Reads serves the read API; nil answers 404 there.
+	Reads Reads
+	// Map is the live map's settings; Map.Off leaves / unserved.
+	Map livemap.Config
 	// Now is the clock (nil: time.Now); it must agree with the registry's.
 	Now func() time.Time
 }
@@ -109,7 +116,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /metrics", s.metrics)
 	mux.HandleFunc("GET /stats", s.stats)
-	return mux
+	s.registerAPI(mux)
+	if !s.cfg.Map.Off {
+		mux.Handle("GET /", livemap.Handler(s.cfg.Map))
+	}
+	return cors(mux)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
