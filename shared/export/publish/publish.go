@@ -233,8 +233,12 @@ func (p *Publisher) Start(ctx context.Context) {
 }
 
 // Notify marks what the committed results changed as stale. It never
-// blocks on publication: it is the consume loop's after-commit hook.
+// blocks on publication: it is the consume loop's after-commit hook. A nil
+// Publisher (publication off) ignores it.
 func (p *Publisher) Notify(results []snapshot.Result) {
+	if p == nil {
+		return
+	}
 	now := p.cfg.Now()
 	var live, bulk bool
 	p.mu.Lock()
@@ -451,8 +455,11 @@ func (p *Publisher) cycle(ctx context.Context, w *worker, all bool) (time.Durati
 
 // Close stops the workers, then publishes what is still pending and a last
 // parking.db, within ctx: the graceful stop. The error says what could not
-// be published; the next start publishes it.
+// be published; the next start publishes it. A nil Publisher has nothing to do.
 func (p *Publisher) Close(ctx context.Context) error {
+	if p == nil {
+		return nil
+	}
 	close(p.stop)
 	for _, w := range []*worker{p.live, p.bulk} {
 		select {

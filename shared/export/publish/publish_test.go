@@ -424,6 +424,9 @@ func TestLateSnapshotRewritesItsMonthOnly(t *testing.T) {
 	e.dest = e.newDest()
 	p = e.publisher(site)
 	p.Start(context.Background())
+	// The bulk worker asks for its next timer once its start-up scan found
+	// nothing stale: from here on only Notify can tell it of the late snapshot.
+	<-e.timers.asked
 	late := october.Add(24 * time.Hour) // fetched on Oct 31, applied now
 	p.Notify(e.apply(feed.Availability, late, 99))
 	e.close(p)
