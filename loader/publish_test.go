@@ -385,3 +385,58 @@ func (pr *proc) waitForAll(t *testing.T, subs ...string) {
 		}
 	}
 }
+
+// loader local publishes to a directory the same way: the same code path as
+// serve, another destination.
+func TestLocalPublishesToADirectory(t *testing.T) {
+	p := newPipeline(t)
+	public := filepath.Join(p.dir, "public")
+	p.extra = append(p.extra, "PARKING_PUBLISH=file://"+public)
+	pr := p.start("loader", "local")
+	pr.waitForAll(t, `"key":"availability.json"`, `"msg":"month published"`)
+	if err := pr.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := pr.wait(); code != 0 {
+		t.Fatalf("loader local exited %d after SIGTERM, want 0", code)
+	}
+	// The published availability.json is the export file, byte for byte.
+	got, err := os.ReadFile(filepath.Join(public, "availability.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join(p.dir, "availability.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("published availability.json differs from the export:\n%.300s\n%.300s", got, want)
+	}
+	month := monthOf(time.Now())
+	for _, key := range []string{"lots.geojson", "parquet/lots/lots.parquet", publish.MonthKey(month), "parking.db"} {
+		if _, err := os.Stat(filepath.Join(public, filepath.FromSlash(key))); err != nil {
+			t.Errorf("%s: %v", key, err)
+		}
+	}
+	if got, want := dbtest.Count(t, filepath.Join(public, "parking.db"), "availability", ""), dbtest.Count(t, p.db(), "availability", ""); got != want {
+		t.Errorf("published parking.db holds %d observations, the database %d", got, want)
+	}
+}
+
+func TestPublishFlagsAreChecked(t *testing.T) {
+	p := newPipeline(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-publish", "s3://b/snapshots/public", "-store", "s3://b/snapshots"}, "overlap"},
+		{[]string{"-publish", "file://" + filepath.Join(p.dir, "snapshots")}, "overlap"},
+		{[]string{"-publish", "ftp://host/dir"}, "unknown scheme"},
+		{[]string{"-publish", "s3://b/public", "-publish-db-every", "10s"}, "-publish-db-every 10s"},
+	} {
+		r := p.run("loader", append([]string{"serve", "-drain"}, c.args...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("serve %v: exit %d, stderr %q; want 1 and %q", c.args, r.code, r.stderr, c.want)
+		}
+	}
+}
