@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/export"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
 )
 
@@ -165,10 +166,6 @@ func (c *countingHash) Write(b []byte) (int, error) {
 // file, streaming (a month is millions of rows), and uploads it unless the
 // destination already has these exact bytes with the right cache lifetime.
 func (p *Publisher) publishMonth(ctx context.Context, month string) (err error) {
-	from, to, err := monthRange(month)
-	if err != nil {
-		return err
-	}
 	start := p.cfg.Now()
 	f, err := os.CreateTemp(p.cfg.TempDir, "parking-"+month+"-*.parquet")
 	if err != nil {
@@ -180,11 +177,7 @@ func (p *Publisher) publishMonth(ctx context.Context, month string) (err error) 
 	}()
 	bw := bufio.NewWriterSize(f, 1<<20)
 	ch := &countingHash{h: sha256.New()}
-	w := export.NewAvailabilityParquet(io.MultiWriter(bw, ch))
-	if err := p.cfg.DB.Observations(ctx, from, to, w.Write); err != nil {
-		return fmt.Errorf("publish %s: %w", month, err)
-	}
-	stats, err := w.Close()
+	stats, err := WriteMonth(ctx, p.cfg.DB, month, io.MultiWriter(bw, ch))
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", month, err)
 	}
@@ -213,6 +206,20 @@ func (p *Publisher) publishMonth(ctx context.Context, month string) (err error) 
 	p.state.Months[month] = monthState{ObservationStats: stats, Layout: export.ParquetLayout, SHA256: sum, Bytes: ch.n, CacheControl: cache, At: p.cfg.Now()}
 	p.saveState(ctx)
 	return nil
+}
+
+// WriteMonth writes a month's observations ("2026-11", Taipei) as one
+// Parquet file to w, streaming them from db, and returns what it holds.
+func WriteMonth(ctx context.Context, db *sqlite.DB, month string, w io.Writer) (sqlite.ObservationStats, error) {
+	from, to, err := monthRange(month)
+	if err != nil {
+		return sqlite.ObservationStats{}, err
+	}
+	pw := export.NewAvailabilityParquet(w)
+	if err := db.Observations(ctx, from, to, pw.Write); err != nil {
+		return sqlite.ObservationStats{}, err
+	}
+	return pw.Close()
 }
 
 // publishDB copies the database (VACUUM INTO, consistent) into a temp file

@@ -100,14 +100,20 @@ var siteTypes = map[string]string{
 	".woff":        "font/woff",
 	".woff2":       "font/woff2",
 	".txt":         "text/plain; charset=utf-8",
+	".md":          "text/markdown; charset=utf-8",
 	".webmanifest": "application/manifest+json",
 }
 
-// siteType is the Content-Type of a site file, or an error for an extension
-// the table lacks (a browser given application/octet-stream downloads the
-// file instead of using it).
+// siteType is the Content-Type of a site file (a file without an extension,
+// such as a vendored library's LICENSE, is text), or an error for an
+// extension the table lacks: a browser given application/octet-stream
+// downloads the file instead of using it.
 func siteType(name string) (string, error) {
-	if t, ok := siteTypes[strings.ToLower(path.Ext(name))]; ok {
+	ext := strings.ToLower(path.Ext(name))
+	if ext == "" {
+		return "text/plain; charset=utf-8", nil
+	}
+	if t, ok := siteTypes[ext]; ok {
 		return t, nil
 	}
 	return "", fmt.Errorf("site file %s: no Content-Type known for %q files", name, path.Ext(name))

@@ -318,6 +318,7 @@ var site = fstest.MapFS{
 	"assets/app.js":     {Data: []byte("fetch('lots.geojson')")},
 	"assets/style.css":  {Data: []byte("body{margin:0}")},
 	"assets/marker.png": {Data: []byte("\x89PNG")},
+	"vendor/LICENSE":    {Data: []byte("BSD 2-Clause License")},
 }
 
 // The contract of every object: Content-Type and Cache-Control by key.
@@ -340,6 +341,7 @@ func TestEverythingPublishedWithItsHeaders(t *testing.T) {
 		"assets/app.js":             {"application/javascript", CacheSite},
 		"assets/style.css":          {"text/css", CacheSite},
 		"assets/marker.png":         {"image/png", CacheSite},
+		"vendor/LICENSE":            {"text/plain; charset=utf-8", CacheSite},
 	}
 	for key, h := range want {
 		if n := e.dest.count(key); n != 1 {
@@ -389,7 +391,7 @@ func TestEverythingPublishedWithItsHeaders(t *testing.T) {
 	if int64(n) != want6 {
 		t.Errorf("the published database holds %d observations, the loader's %d", n, want6)
 	}
-	if !e.metrics.started || e.metrics.succeeded[ObjectMonth] != 2 || e.metrics.succeeded[ObjectSite] != 4 || len(e.metrics.failed) != 0 {
+	if !e.metrics.started || e.metrics.succeeded[ObjectMonth] != 2 || e.metrics.succeeded[ObjectSite] != 5 || len(e.metrics.failed) != 0 {
 		t.Errorf("metrics: started %v, succeeded %v, failed %v", e.metrics.started, e.metrics.succeeded, e.metrics.failed)
 	}
 	if !e.metrics.oldestPending().IsZero() {
