@@ -256,6 +256,15 @@ func (e *env) publisher(site fs.FS) *Publisher {
 	return p
 }
 
+// publishOnce runs a publisher from start to stop: its start-up work and
+// the final publication.
+func (e *env) publishOnce(site fs.FS) {
+	e.t.Helper()
+	p := e.publisher(site)
+	p.Start(context.Background())
+	e.close(p)
+}
+
 // close stops a publisher with its final publication.
 func (e *env) close(p *Publisher) {
 	e.t.Helper()
@@ -325,9 +334,7 @@ var site = fstest.MapFS{
 func TestEverythingPublishedWithItsHeaders(t *testing.T) {
 	e := newEnv(t)
 	e.fill()
-	p := e.publisher(site)
-	p.Start(context.Background())
-	e.close(p)
+	e.publishOnce(site)
 
 	want := map[string][2]string{
 		"availability.json":         {TypeJSON, CacheLive},
@@ -414,9 +421,7 @@ func TestLateSnapshotRewritesItsMonthOnly(t *testing.T) {
 	e := newEnv(t)
 	e.fill()
 	e.apply(feed.Availability, time.Date(2026, 9, 15, 12, 0, 0, 0, clock.Taipei), 7)
-	p := e.publisher(site)
-	p.Start(context.Background())
-	e.close(p)
+	e.publishOnce(site)
 	first := map[string][]byte{}
 	for _, m := range []string{"2026-09", "2026-10", "2026-11"} {
 		first[m] = e.dest.last(t, MonthKey(m)).body
@@ -424,7 +429,7 @@ func TestLateSnapshotRewritesItsMonthOnly(t *testing.T) {
 
 	// Restart: the state in the database says everything is published.
 	e.dest = e.newDest()
-	p = e.publisher(site)
+	p := e.publisher(site)
 	p.Start(context.Background())
 	// The bulk worker asks for its next timer once its start-up scan found
 	// nothing stale: from here on only Notify can tell it of the late snapshot.
@@ -454,9 +459,7 @@ func TestLateSnapshotRewritesItsMonthOnly(t *testing.T) {
 	// a month's file is a function of its observations.
 	e.dir = filepath.Join(t.TempDir(), "elsewhere")
 	e.dest = e.newDest()
-	p = e.publisher(nil)
-	p.Start(context.Background())
-	e.close(p)
+	e.publishOnce(nil)
 	if !bytes.Equal(e.dest.last(t, MonthKey("2026-09")).body, first["2026-09"]) ||
 		!bytes.Equal(e.dest.last(t, MonthKey("2026-10")).body, oct.body) {
 		t.Error("rebuilding a month gave different bytes")
@@ -468,13 +471,11 @@ func TestLateSnapshotRewritesItsMonthOnly(t *testing.T) {
 func TestRestartCatchesUp(t *testing.T) {
 	e := newEnv(t)
 	e.fill()
-	p := e.publisher(nil)
-	p.Start(context.Background())
-	e.close(p)
+	e.publishOnce(nil)
 	e.apply(feed.Availability, october.Add(time.Hour), 50) // never notified
 
 	e.dest = e.newDest()
-	p = e.publisher(nil)
+	p := e.publisher(nil)
 	p.Start(context.Background())
 	e.wait(MonthKey("2026-10"))
 	e.close(p)
@@ -631,18 +632,14 @@ func TestSiteChecks(t *testing.T) {
 		}
 	}
 	// A changed page: only the changed file goes up again.
-	p := e.publisher(site)
-	p.Start(context.Background())
-	e.close(p)
+	e.publishOnce(site)
 	changed := fstest.MapFS{}
 	for k, v := range site {
 		changed[k] = v
 	}
 	changed["assets/app.js"] = &fstest.MapFile{Data: []byte("fetch('availability.json')")}
 	e.dest = e.newDest()
-	p = e.publisher(changed)
-	p.Start(context.Background())
-	e.close(p)
+	e.publishOnce(changed)
 	var siteKeys []string
 	for _, k := range e.dest.keys() {
 		if _, ok := changed[k]; ok {

@@ -79,8 +79,9 @@ func (s *Store) PutObject(ctx context.Context, key string, body io.ReadSeeker, o
 }
 
 // copyTemp copies r into a new temp file in dir, fsyncs and closes it, and
-// returns its name; on error nothing is left behind. Unlike writeTemp it
-// streams, since a published database copy can be gigabytes.
+// returns its name; on error nothing is left behind. It streams, since a
+// published database copy can be gigabytes (writeTemp hands it a snapshot's
+// bytes).
 func copyTemp(ctx context.Context, root *os.Root, dir string, r io.Reader) (name string, err error) {
 	var rnd [8]byte
 	rand.Read(rnd[:]) // never fails (crypto/rand documents it)

@@ -14,7 +14,6 @@ package filestore
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -166,29 +165,7 @@ func (s *Store) Put(ctx context.Context, key string, body []byte, meta store.Met
 // writeTemp writes body to a new temp file in dir, fsyncs and closes it, and
 // returns its name. On error nothing is left behind.
 func writeTemp(root *os.Root, dir string, body []byte) (name string, err error) {
-	var rnd [8]byte
-	rand.Read(rnd[:]) // never fails (crypto/rand documents it)
-	name = path.Join(dir, tempPrefix+hex.EncodeToString(rnd[:]))
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return "", fmt.Errorf("create temp file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			root.Remove(name)
-		}
-	}()
-	if _, err := f.Write(body); err != nil {
-		return "", fmt.Errorf("write temp file %s: %w", name, err)
-	}
-	if err := f.Sync(); err != nil {
-		return "", fmt.Errorf("fsync temp file %s: %w", name, err)
-	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("close temp file %s: %w", name, err)
-	}
-	return name, nil
+	return copyTemp(context.Background(), root, dir, bytes.NewReader(body))
 }
 
 // sameContent reports nil if the file at key has SHA-256 sum, ErrNotFound if
