@@ -457,7 +457,7 @@ func (p *Publisher) cycle(ctx context.Context, w *worker, all bool) (time.Durati
 // parking.db, within ctx: the graceful stop. The error says what could not
 // be published; the next start publishes it. A nil Publisher has nothing to do.
 func (p *Publisher) Close(ctx context.Context) error {
-	if p == nil {
+	if p == nil || p.cancel == nil { // off, or never started
 		return nil
 	}
 	close(p.stop)
