@@ -90,7 +90,9 @@ func (c *zstdCodec) CompressionCodec() format.CompressionCodec { return format.Z
 
 // Encode and Decode are safe for concurrent use, as a parquet codec must be:
 // EncodeAll and DecodeAll are.
-func (c *zstdCodec) Encode(dst, src []byte) ([]byte, error) { return c.enc.EncodeAll(src, dst[:0]), nil }
+func (c *zstdCodec) Encode(dst, src []byte) ([]byte, error) {
+	return c.enc.EncodeAll(src, dst[:0]), nil
+}
 
 func (c *zstdCodec) Decode(dst, src []byte) ([]byte, error) {
 	c.decOnce.Do(func() { c.dec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1)) })
