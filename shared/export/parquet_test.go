@@ -71,6 +71,9 @@ func TestAvailabilityParquet(t *testing.T) {
 		t.Errorf("schema:\n%s\nwant:\n%s", got, wantSchema)
 	}
 	md := f.Metadata()
+	if md.CreatedBy != "parking-newtaipei version 1" {
+		t.Errorf("created_by %q: not fixed, so the bytes would depend on the binary", md.CreatedBy)
+	}
 	// One row group per Taipei day: Oct 31, Nov 1, Nov 2.
 	if len(md.RowGroups) != 3 {
 		t.Fatalf("%d row groups, want 3 (one per Taipei day)", len(md.RowGroups))
@@ -82,6 +85,12 @@ func TestAvailabilityParquet(t *testing.T) {
 		for _, c := range rg.Columns {
 			if c.MetaData.Codec != format.Zstd {
 				t.Errorf("column %v is compressed with %v, want ZSTD", c.MetaData.PathInSchema, c.MetaData.Codec)
+			}
+			// Only the encodings every engine reads (no DELTA_*: older Presto and Spark lack them).
+			for _, e := range c.MetaData.Encoding {
+				if e != format.Plain && e != format.RLEDictionary && e != format.RLE {
+					t.Errorf("column %v uses encoding %v", c.MetaData.PathInSchema, e)
+				}
 			}
 		}
 		if got := fmt.Sprint(rg.SortingColumns); got != "[{1 false false} {0 false false}]" {
