@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/export/publish"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/redact"
@@ -39,6 +40,10 @@ type Config struct {
 	// Exports written after each applied availability snapshot.
 	LatestJSON string
 	GeoJSON    string
+
+	// Publication (shared/export/publish): a destination URL, empty when off.
+	Publish        string
+	PublishDBEvery time.Duration
 
 	// Backups of a running loader (VACUUM INTO, rotated).
 	BackupDir   string
@@ -91,6 +96,8 @@ func (c *Config) bindConsume(f *cli.Flags) {
 	f.Duration(&c.BackupEvery, "backup-every", "PARKING_BACKUP_EVERY", 24*time.Hour, "how often to back up into -backup-dir")
 	f.Int(&c.BackupKeep, "backup-keep", "PARKING_BACKUP_KEEP", 7, "how many backups to keep in -backup-dir")
 	f.String(&c.GeoJSON, "geojson", "PARKING_GEOJSON", "./data/lots.geojson", "GeoJSON of the active lots written after each availability apply (empty: off)")
+	f.String(&c.Publish, "publish", "PARKING_PUBLISH", "", "keep the exports, database copies and the Parquet history up to date here: file://DIR or s3://BUCKET/PREFIX (empty: off)")
+	f.Duration(&c.PublishDBEvery, "publish-db-every", "PARKING_PUBLISH_DB_EVERY", time.Hour, "how often to publish parking.db (and once at a graceful stop)")
 }
 
 // Validate checks the configuration before anything runs.
@@ -118,6 +125,14 @@ func (c *Config) Validate() error {
 	}
 	if c.BackupDir != "" && (c.BackupEvery < time.Minute || c.BackupKeep < 1) {
 		errs = append(errs, fmt.Errorf("-backup-every %s / -backup-keep %d: at least 1m and 1", c.BackupEvery, c.BackupKeep))
+	}
+	if c.Publish != "" {
+		if err := publish.CheckURL(c.Publish, c.Store); err != nil {
+			errs = append(errs, err)
+		}
+		if c.PublishDBEvery < time.Minute {
+			errs = append(errs, fmt.Errorf("-publish-db-every %s: at least 1m", c.PublishDBEvery))
+		}
 	}
 	if c.PollWait > queue.MaxWait {
 		errs = append(errs, fmt.Errorf("-poll-wait %s: SQS allows at most %s", c.PollWait, queue.MaxWait))

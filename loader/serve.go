@@ -138,10 +138,15 @@ func (l *loader) observe(ctx context.Context, logOut io.Writer) (consume.Config,
 	}
 	cc := l.consumeConfig()
 	cc.OnEvent = reg.Observe
+	pub, err := l.startPublisher(ctx, reg)
+	if err != nil {
+		return cc, nil, err
+	}
 	cc.AfterCommit = func(ctx context.Context, results []snapshot.Result) error {
 		if err := reg.WriteEMF(logOut, false); err != nil {
 			l.log.Warn("metrics line not written", "err", err)
 		}
+		pub.Notify(results) // never blocks: publication runs beside the loop
 		return l.writeExports(ctx, results)
 	}
 
@@ -179,6 +184,7 @@ func (l *loader) observe(ctx context.Context, logOut io.Writer) (consume.Config,
 		reg.RunEMF(emfCtx, logOut, emfEvery, l.log)
 	}()
 	stop := func() {
+		l.stopPublisher(ctx, pub)
 		cancelEMF()
 		<-emfDone
 		if srv != nil {

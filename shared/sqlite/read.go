@@ -155,8 +155,8 @@ func (db *DB) Lot(ctx context.Context, id string) (Lot, error) {
 	return l, nil
 }
 
-// Observation is one stored live value of a lot.
-type Observation struct {
+// HistoryPoint is one stored live value of a lot, as History answers it.
+type HistoryPoint struct {
 	At           time.Time
 	AvailableCar int64
 }
@@ -176,19 +176,19 @@ var ErrRange = errors.New("bad time range")
 // History returns a lot's valid observations with from <= time < to, oldest
 // first. Unknown values (-9) are not stored, so they are absent here too.
 // ErrNotFound when the ID is neither a lot nor was ever in the live feed.
-func (db *DB) History(ctx context.Context, id string, from, to time.Time) ([]Observation, error) {
+func (db *DB) History(ctx context.Context, id string, from, to time.Time) ([]HistoryPoint, error) {
 	if !from.Before(to) || to.Sub(from) > MaxHistory {
 		return nil, fmt.Errorf("history of %q from %s to %s: %w: want from before to, at most %d days apart",
 			id, formatTime(from), formatTime(to), ErrRange, MaxHistory/(24*time.Hour))
 	}
 	n, known, err := db.historyLot(ctx, id)
 	if err != nil || !known {
-		return []Observation{}, err
+		return []HistoryPoint{}, err
 	}
 	// In day-long slices, each its own short query: in exclusive mode the
 	// connection is the writer's, and an apply waits for one slice at most
 	// (a day of one lot, a few milliseconds), never for a whole month.
-	out := []Observation{}
+	out := []HistoryPoint{}
 	steps := int64(0)
 	lo, hi := ceilSecond(from), ceilSecond(to)
 	for start := lo; start < hi; start += historySlice {
@@ -228,7 +228,7 @@ func (db *DB) historyLot(ctx context.Context, id string) (n int64, known bool, e
 
 // historySlice appends lot n's observations with lo <= t < hi (unix
 // seconds) to out; steps counts the fetch times visited so far.
-func (db *DB) historySlice(ctx context.Context, id string, n, lo, hi int64, out []Observation, steps int64) ([]Observation, int64, error) {
+func (db *DB) historySlice(ctx context.Context, id string, n, lo, hi int64, out []HistoryPoint, steps int64) ([]HistoryPoint, int64, error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	// Keys are t << 16 | lot, so one lot's rows are every ~1,400th row of a
@@ -259,7 +259,7 @@ func (db *DB) historySlice(ctx context.Context, id string, n, lo, hi int64, out 
 			return nil, 0, fmt.Errorf("history of %q: %w: more than %d distinct observation times; ask for a shorter range", id, ErrRange, maxHistorySteps)
 		}
 		if v.Valid {
-			out = append(out, Observation{At: time.Unix(t, 0).In(taipei), AvailableCar: v.Int64})
+			out = append(out, HistoryPoint{At: time.Unix(t, 0).In(taipei), AvailableCar: v.Int64})
 		}
 	}
 	if err := rows.Err(); err != nil {

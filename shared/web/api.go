@@ -233,7 +233,7 @@ func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	var obs []sqlite.Observation
+	var obs []sqlite.HistoryPoint
 	if !s.read(w, r, func(ctx context.Context, db *sqlite.DB) (err error) {
 		obs, err = db.History(ctx, id, from, to)
 		return err

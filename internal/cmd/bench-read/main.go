@@ -96,7 +96,7 @@ func (b *bench) run(ctx context.Context, mode sqlite.Locking) error {
 	// applies leave random lots with a value at the end).
 	var withHistory []string
 	for _, id := range live {
-		var h []sqlite.Observation
+		var h []sqlite.HistoryPoint
 		if err := db.Read(ctx, func(r *sqlite.DB) (err error) {
 			h, err = r.History(ctx, id, last.Add(-24*time.Hour), last)
 			return err

@@ -72,6 +72,13 @@ func (r *Registry) WriteEMF(w io.Writer, all bool) error {
 		lines = append(lines, line)
 		delete(r.pending, d)
 	}
+	if line, err := r.publishEMF(now, all); err != nil || line != nil {
+		if err != nil {
+			r.mu.Unlock()
+			return err
+		}
+		lines = append(lines, line)
+	}
 	r.mu.Unlock()
 	for _, line := range lines {
 		if _, err := w.Write(line); err != nil {

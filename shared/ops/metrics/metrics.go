@@ -43,6 +43,8 @@ type Registry struct {
 	lastActivity time.Time
 	// pending holds what the next EMF line reports, per dataset.
 	pending map[feed.Dataset]*emfCounts
+	// publish holds the publication metrics (publish.go).
+	publish publishMetrics
 }
 
 type snapshotKey struct {
@@ -196,6 +198,7 @@ func (r *Registry) WritePrometheus(w io.Writer) error {
 	for _, d := range sortedDatasets(r.lastApplied) {
 		fmt.Fprintf(&b, "parking_seconds_since_last_apply{dataset=%q} %s\n", d, formatFloat(max(now.Sub(r.lastApplied[d]).Seconds(), 0)))
 	}
+	r.publish.writePrometheus(&b, now)
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -14,7 +14,6 @@ package filestore
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -160,34 +159,7 @@ func (s *Store) Put(ctx context.Context, key string, body []byte, meta store.Met
 // returns its name. On error nothing is left behind: a failed write (a full
 // disk) removes the temp file, which would otherwise stay in the store forever.
 func writeTemp(root *os.Root, dir string, body []byte) (string, error) {
-	var rnd [8]byte
-	rand.Read(rnd[:]) // never fails (crypto/rand documents it)
-	tmp := path.Join(dir, tempPrefix+hex.EncodeToString(rnd[:]))
-	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return "", fmt.Errorf("create temp file: %w", err)
-	}
-	// The file's errors name the operation and the temp file's path.
-	if err := writeSyncClose(f, body); err != nil {
-		if rmErr := root.Remove(tmp); rmErr != nil {
-			return "", fmt.Errorf("%w (and removing the temp file: %v)", err, rmErr)
-		}
-		return "", err
-	}
-	return tmp, nil
-}
-
-// writeSyncClose writes body to f, fsyncs and closes it; f is closed on every path.
-func writeSyncClose(f *os.File, body []byte) error {
-	if _, err := f.Write(body); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return copyTemp(context.Background(), root, dir, bytes.NewReader(body))
 }
 
 // sameContent reports nil if the file at key has SHA-256 sum, ErrNotFound if

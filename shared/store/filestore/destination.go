@@ -1,0 +1,134 @@
+package filestore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+
+	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
+)
+
+// This file makes a directory a publication destination (file://dir): the
+// loader's published objects as plain files, for a web server or a local
+// look. Content-Type and Cache-Control have no place in a file; a server in
+// front of the directory derives them from the name.
+
+var _ store.Destination = (*Store)(nil)
+
+// PutObject replaces the file at key with body: written to a temp file in
+// the destination directory, fsynced, then renamed over the old one, so a
+// reader (a web server) opens either the old file or the new one, whole.
+// With opts.IfAbsent the temp file is hard-linked instead, which fails when
+// the name exists (store.ErrExists), so such a file is never replaced.
+func (s *Store) PutObject(ctx context.Context, key string, body io.ReadSeeker, opts store.ObjectOptions) error {
+	if err := store.CheckObjectKey(key); err != nil {
+		return fmt.Errorf("publish %s: %w", key, err)
+	}
+	// The snapshot key check lives here, not in store: package store
+	// must not import snapshot, which reads through it.
+	if _, err := snapshot.ParseKey(key); err == nil {
+		return fmt.Errorf("object key %q: %w: a snapshot key is never overwritten", key, store.ErrOutside)
+	}
+	if err := store.CheckObjectOptions(key, opts); err != nil {
+		return fmt.Errorf("publish %s: %w", key, err)
+	}
+	if _, err := body.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("publish %s: rewind body: %w", key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("publish %s: %w", key, err)
+	}
+	root, err := s.openRoot()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	dir := path.Dir(key)
+	if err := root.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("publish %s: create directory: %w", key, classify(err))
+	}
+	tmp, err := copyTemp(ctx, root, dir, body)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", key, err)
+	}
+	if opts.IfAbsent {
+		err = root.Link(tmp, key)
+		// The temp name is only a second link to the data (or to data that
+		// lost to an existing file); it goes either way.
+		if rerr := root.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			return fmt.Errorf("publish %s: remove temp file %s: %w", key, tmp, rerr)
+		}
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("publish %s: %w", key, store.ErrExists)
+		}
+	} else if err = root.Rename(tmp, key); err != nil {
+		root.Remove(tmp)
+	}
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", key, classify(err))
+	}
+	for d := dir; ; d = path.Dir(d) {
+		if err := syncDir(root, d); err != nil {
+			return fmt.Errorf("publish %s: %w", key, err)
+		}
+		if d == "." {
+			return nil
+		}
+	}
+}
+
+// copyTemp copies r into a new temp file in dir, fsyncs and closes it, and
+// returns its name; on error nothing is left behind. It streams, since a
+// published database copy can be gigabytes (writeTemp hands it a snapshot's
+// bytes).
+func copyTemp(ctx context.Context, root *os.Root, dir string, r io.Reader) (string, error) {
+	var rnd [8]byte
+	rand.Read(rnd[:]) // never fails (crypto/rand documents it)
+	// Not a named result: a return that clears it must not keep the deferred
+	// cleanup from finding the file (that leaked .tmp-* files on a full disk).
+	tmp := path.Join(dir, tempPrefix+hex.EncodeToString(rnd[:]))
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("create temp file: %w", classify(err))
+	}
+	fail := func(err error) (string, error) {
+		f.Close()
+		if rmErr := root.Remove(tmp); rmErr != nil {
+			return "", fmt.Errorf("%w (and removing the temp file: %v)", err, rmErr)
+		}
+		return "", err
+	}
+	if _, err := io.Copy(f, ctxReader{ctx, r}); err != nil {
+		return fail(fmt.Errorf("write temp file %s: %w", tmp, err))
+	}
+	if err := f.Sync(); err != nil {
+		return fail(fmt.Errorf("fsync temp file %s: %w", tmp, err))
+	}
+	if err := f.Close(); err != nil {
+		if rmErr := root.Remove(tmp); rmErr != nil {
+			return "", fmt.Errorf("close temp file %s: %w (and removing it: %v)", tmp, err, rmErr)
+		}
+		return "", fmt.Errorf("close temp file %s: %w", tmp, err)
+	}
+	return tmp, nil
+}
+
+// ctxReader stops a long copy when its context ends (a stop's deadline).
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
