@@ -148,6 +148,11 @@ func (db *DB) ImportLegacyObservations(ctx context.Context, obs []LegacyObservat
 		t int64
 	}
 	newest := map[string]latest{}
+	keepNewest := func(id string, t, v int64) {
+		if l, ok := newest[id]; !ok || t > l.t || (t == l.t && v > l.v) {
+			newest[id] = latest{v: v, t: t}
+		}
+	}
 	err := db.withTx(ctx, nil, func(tx *sql.Tx) error {
 		a.tx = tx
 		defer a.closeStmts()
@@ -161,6 +166,21 @@ func (db *DB) ImportLegacyObservations(ctx context.Context, obs []LegacyObservat
 				return err
 			}
 			t := o.RecordedAt.Unix()
+			if lot > maxPackedLot {
+				// Never in practice (see the 0002 migration); kept exact all the same.
+				n, err := a.exec(ctx, `INSERT INTO availability_obs_overflow (t, lot, v) VALUES (?, ?, ?)
+					ON CONFLICT (t, lot) DO UPDATE SET v = excluded.v WHERE excluded.v > v`, t, lot, o.AvailableCar)
+				if err != nil {
+					return fmt.Errorf("legacy observation %s: %w", o.ParkingID, err)
+				}
+				if n == 0 {
+					res.Skipped++
+					continue
+				}
+				res.Imported++
+				keepNewest(o.ParkingID, t, o.AvailableCar)
+				continue
+			}
 			k := obsKey(t, lot)
 			if seen[k] {
 				res.Merged++
@@ -179,9 +199,7 @@ func (db *DB) ImportLegacyObservations(ctx context.Context, obs []LegacyObservat
 				continue
 			}
 			res.Imported++
-			if l, ok := newest[o.ParkingID]; !ok || t > l.t || (t == l.t && o.AvailableCar > l.v) {
-				newest[o.ParkingID] = latest{v: o.AvailableCar, t: t}
-			}
+			keepNewest(o.ParkingID, t, o.AvailableCar)
 		}
 		for id, l := range newest {
 			if _, err := a.exec(ctx, `INSERT INTO availability_latest (parking_id, available_car, raw, observed_at, observed_unix)

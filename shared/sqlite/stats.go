@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"sort"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
@@ -94,25 +95,13 @@ func (db *DB) Stats(ctx context.Context) (Stats, error) {
 		return s, fmt.Errorf("stats lots: %w", err)
 	}
 
-	rows, err := c.QueryContext(ctx, `SELECT strftime('%Y-%m', (k >> 16) + 28800, 'unixepoch') AS month,
-		count(*), count(DISTINCT k & 65535), min(k) >> 16, max(k) >> 16 FROM availability_obs GROUP BY month ORDER BY month`)
+	months, err := months(ctx, c)
 	if err != nil {
-		return s, fmt.Errorf("stats months: %w", err)
+		return s, err
 	}
-	for rows.Next() {
-		var m MonthStats
-		var first, last int64
-		if err := rows.Scan(&m.Month, &m.Observations, &m.DistinctLots, &first, &last); err != nil {
-			rows.Close()
-			return s, fmt.Errorf("stats months: %w", err)
-		}
-		m.First, m.Last = formatUnix(first), formatUnix(last)
+	s.Months = months
+	for _, m := range s.Months {
 		s.Observations += m.Observations
-		s.Months = append(s.Months, m)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return s, fmt.Errorf("stats months: %w", err)
 	}
 
 	for _, d := range feed.Datasets {
@@ -143,7 +132,7 @@ func (db *DB) Stats(ctx context.Context) (Stats, error) {
 		Scan(&s.Refused.Count); err != nil {
 		return s, fmt.Errorf("stats refused: %w", err)
 	}
-	rows, err = c.QueryContext(ctx, `SELECT key, dataset, fetched_at, applied_at, reason FROM snapshots
+	rows, err := c.QueryContext(ctx, `SELECT key, dataset, fetched_at, applied_at, reason FROM snapshots
 		WHERE outcome = 'refused' ORDER BY applied_at DESC, key DESC LIMIT ?`, statsLatest)
 	if err != nil {
 		return s, fmt.Errorf("stats refused: %w", err)
@@ -181,4 +170,48 @@ func (db *DB) Stats(ctx context.Context) (Stats, error) {
 		return s, fmt.Errorf("stats rejections: %w", err)
 	}
 	return s, nil
+}
+
+// months counts the observations per Taipei month: the packed table, plus
+// the overflow table's (empty in practice) merged in. The two hold different
+// lots, so distinct lots add up.
+func months(ctx context.Context, c *sql.Conn) ([]MonthStats, error) {
+	var out []MonthStats
+	byMonth := map[string]int{}
+	for _, q := range []string{
+		`SELECT strftime('%Y-%m', (k >> 16) + 28800, 'unixepoch') AS month,
+			count(*), count(DISTINCT k & 65535), min(k) >> 16, max(k) >> 16 FROM availability_obs GROUP BY month ORDER BY month`,
+		`SELECT strftime('%Y-%m', t + 28800, 'unixepoch') AS month,
+			count(*), count(DISTINCT lot), min(t), max(t) FROM availability_obs_overflow GROUP BY month ORDER BY month`,
+	} {
+		rows, err := c.QueryContext(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("stats months: %w", err)
+		}
+		for rows.Next() {
+			var m MonthStats
+			var first, last int64
+			if err := rows.Scan(&m.Month, &m.Observations, &m.DistinctLots, &first, &last); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("stats months: %w", err)
+			}
+			m.First, m.Last = formatUnix(first), formatUnix(last)
+			i, ok := byMonth[m.Month]
+			if !ok {
+				byMonth[m.Month] = len(out)
+				out = append(out, m)
+				continue
+			}
+			o := &out[i]
+			o.Observations += m.Observations
+			o.DistinctLots += m.DistinctLots
+			o.First, o.Last = min(o.First, m.First), max(o.Last, m.Last)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("stats months: %w", err)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Month < out[j].Month })
+	return out, nil
 }
