@@ -21,6 +21,7 @@ type Stats struct {
 	Datasets     []DatasetStats  `json:"datasets"`
 	Refused      RefusedStats    `json:"refused"`
 	Rejections   RejectionsStats `json:"rejections"`
+	Retractions  RetractionStats `json:"retractions"`
 }
 
 // LotStats counts parking_lots rows.
@@ -49,10 +50,29 @@ type DatasetStats struct {
 	Quality   *snapshot.Quality `json:"quality,omitempty"`
 }
 
-// RefusedStats counts refused snapshots and lists the latest.
+// RefusedStats counts the snapshots the ledger holds as refused (not those
+// retracted: see RetractionStats), by dataset, and lists the latest: each
+// waits for a decision (the override, a retraction, or nothing when the next
+// snapshot makes it moot).
 type RefusedStats struct {
-	Count  int           `json:"count"`
-	Latest []LedgerEntry `json:"latest,omitempty"`
+	Count     int            `json:"count"`
+	ByDataset map[string]int `json:"by_dataset,omitempty"`
+	Latest    []LedgerEntry  `json:"latest,omitempty"`
+}
+
+// RetractionStats counts retracted snapshots and lists the latest.
+type RetractionStats struct {
+	Count  int               `json:"count"`
+	Latest []RetractionEntry `json:"latest,omitempty"`
+}
+
+// RetractionEntry is one row of retractions.
+type RetractionEntry struct {
+	Key       string `json:"key"`
+	Dataset   string `json:"dataset"`
+	FetchedAt string `json:"fetched_at"`
+	Reason    string `json:"reason"`
+	At        string `json:"at"`
 }
 
 // LedgerEntry is one row of the snapshots ledger.
@@ -128,12 +148,30 @@ func (db *DB) Stats(ctx context.Context) (Stats, error) {
 		s.Datasets = append(s.Datasets, ds)
 	}
 
-	if err := c.QueryRowContext(ctx, "SELECT count(*) FROM snapshots WHERE outcome = 'refused'").
-		Scan(&s.Refused.Count); err != nil {
+	const refused = "outcome = 'refused' AND key NOT IN (SELECT key FROM retractions)"
+	rows, err := c.QueryContext(ctx, "SELECT dataset, count(*) FROM snapshots WHERE "+refused+" GROUP BY dataset")
+	if err != nil {
 		return s, fmt.Errorf("stats refused: %w", err)
 	}
-	rows, err := c.QueryContext(ctx, `SELECT key, dataset, fetched_at, applied_at, reason FROM snapshots
-		WHERE outcome = 'refused' ORDER BY applied_at DESC, key DESC LIMIT ?`, statsLatest)
+	for rows.Next() {
+		var d string
+		var n int
+		if err := rows.Scan(&d, &n); err != nil {
+			rows.Close()
+			return s, fmt.Errorf("stats refused: %w", err)
+		}
+		if s.Refused.ByDataset == nil {
+			s.Refused.ByDataset = map[string]int{}
+		}
+		s.Refused.ByDataset[d] = n
+		s.Refused.Count += n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return s, fmt.Errorf("stats refused: %w", err)
+	}
+	rows, err = c.QueryContext(ctx, `SELECT key, dataset, fetched_at, applied_at, reason FROM snapshots
+		WHERE `+refused+` ORDER BY applied_at DESC, key DESC LIMIT ?`, statsLatest)
 	if err != nil {
 		return s, fmt.Errorf("stats refused: %w", err)
 	}
@@ -148,6 +186,27 @@ func (db *DB) Stats(ctx context.Context) (Stats, error) {
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return s, fmt.Errorf("stats refused: %w", err)
+	}
+
+	if err := c.QueryRowContext(ctx, "SELECT count(*) FROM retractions").Scan(&s.Retractions.Count); err != nil {
+		return s, fmt.Errorf("stats retractions: %w", err)
+	}
+	rows, err = c.QueryContext(ctx, `SELECT key, dataset, fetched_at, reason, at FROM retractions
+		ORDER BY at DESC, key DESC LIMIT ?`, statsLatest)
+	if err != nil {
+		return s, fmt.Errorf("stats retractions: %w", err)
+	}
+	for rows.Next() {
+		var e RetractionEntry
+		if err := rows.Scan(&e.Key, &e.Dataset, &e.FetchedAt, &e.Reason, &e.At); err != nil {
+			rows.Close()
+			return s, fmt.Errorf("stats retractions: %w", err)
+		}
+		s.Retractions.Latest = append(s.Retractions.Latest, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return s, fmt.Errorf("stats retractions: %w", err)
 	}
 
 	if err := c.QueryRowContext(ctx, "SELECT count(*) FROM rejections").Scan(&s.Rejections.Count); err != nil {
