@@ -134,9 +134,16 @@ func TestFloodOfNewLotIDsIsRefused(t *testing.T) {
 	if r := apply(t, db, availInput("av-flood-allowed", at(2), flood[:snapshot.MaxNewLotIDs]))[0]; r.Outcome != snapshot.Applied {
 		t.Errorf("%d new IDs, the most allowed: %+v", snapshot.MaxNewLotIDs, r)
 	}
-	in := availInput("av-flood-override", at(3), append(flood, feed.AvailabilityRow{ID: "G000001", AvailableCar: "2"}))
+	again := make([]feed.AvailabilityRow, snapshot.MaxNewLotIDs+1)
+	for i := range again {
+		again[i] = feed.AvailabilityRow{ID: fmt.Sprintf("G%06d", i), AvailableCar: "2"}
+	}
+	in := availInput("av-flood-override", at(3), again)
+	if r := apply(t, db, in)[0]; r.Outcome != snapshot.Refused {
+		t.Fatalf("another %d new IDs: %+v", len(again), r)
+	}
 	in.AllowMassDelete = true
-	if r := apply(t, db, in)[0]; r.Outcome != snapshot.Applied {
+	if r := apply(t, db, in)[0]; r.Outcome != snapshot.Applied || r.Quality.Availability.NewLotIDs != len(again) {
 		t.Errorf("with the override: %+v", r)
 	}
 }

@@ -64,6 +64,11 @@ func (db *DB) Retract(ctx context.Context, keys []string, reason string, read Re
 	if reason == "" {
 		return res, errors.New("retract: a reason is required")
 	}
+	if read == nil {
+		read = func(_ context.Context, key string) (*snapshot.Input, error) {
+			return nil, fmt.Errorf("no store to read %s from", key)
+		}
+	}
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	a := &applier{db: db, newIDs: map[string]int64{}, stmts: map[string]*sql.Stmt{}}
