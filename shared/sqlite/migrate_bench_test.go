@@ -116,16 +116,16 @@ func copyBench(b *testing.B, from, to string) {
 }
 
 // BenchmarkYearScale builds a database of the previous schema once
-// (BENCH_OBSERVATIONS observations) and measures on it:
-//
-//   - Migration0002: what the 0002 migration adds to a loader's start (its
-//     transaction, as Open runs it), and Open of the migrated database for
-//     scale (quick_check reads every page);
-//   - RetractObservationScan: the worst case of a retraction's look for the
-//     latest values it took out, a lot no other snapshot has, which scans
-//     every stored observation.
+// (BENCH_OBSERVATIONS observations), as in
 //
 //	BENCH_OBSERVATIONS=45000000 go test ./shared/sqlite/ -run '^$' -bench YearScale -benchtime 1x
+//
+// and measures on it Migration0002, what the 0002 migration adds to a
+// loader's start (its transaction, as Open runs it; and Open of the migrated
+// database for scale: quick_check reads every page), and
+// RetractObservationScan, the worst case of a retraction's look for the
+// latest values it took out: a lot no other snapshot has, which scans every
+// stored observation.
 func BenchmarkYearScale(b *testing.B) {
 	n := benchObservations(b)
 	dir := b.TempDir()
