@@ -1,10 +1,8 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,17 +103,7 @@ func run(t *testing.T, bin string, env []string, args ...string) (code int, stdo
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
 	cmd.Dir = t.TempDir()
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatal(err)
-	}
-	return code, out.String(), errOut.String()
+	return clitest.Run(t, cmd)
 }
 
 // TestRefusedLotsSnapshotOnTheStack (issue 13, item 11) runs the loader as the stack runs it (the task

@@ -3,14 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/parking-newtaipei/parking-newtaipei/internal/clitest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/snapshottest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
@@ -19,18 +18,7 @@ import (
 
 func runLoader(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	cmd := loaderCmd(env, args...)
-	var out, errOut strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatal(err)
-	}
-	return code, out.String(), errOut.String()
+	return clitest.Run(t, loaderCmd(env, args...))
 }
 
 // TestRetractCommand (issue 13, item 1): a snapshot fetched a year ahead

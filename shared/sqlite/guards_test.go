@@ -105,9 +105,17 @@ func TestLotOrdinalsPast16BitsStillApply(t *testing.T) {
 	if n := query(t, db, "SELECT min(lot) > 65535, count(*) FROM availability_obs_overflow"); n[0] != "1|5" {
 		t.Errorf("overflow table: %v, want 5 rows, all of ordinals past 65535", n)
 	}
+	// A legacy import of a new lot too, with a repeat (the larger value kept).
+	legacy := []LegacyObservation{{ParkingID: "L1", AvailableCar: 6, RecordedAt: at(2)}, {ParkingID: "L1", AvailableCar: 9, RecordedAt: at(2)}}
+	if res, err := db.ImportLegacyObservations(context.Background(), legacy); err != nil || res.Imported != 1 || res.Merged != 1 {
+		t.Fatalf("legacy import: %+v, %v", res, err)
+	}
+	if got := query(t, db, "SELECT available_car, recorded_at FROM availability WHERE parking_id = 'L1'"); !reflect.DeepEqual(got, []string{"9|" + formatTime(at(2))}) {
+		t.Errorf("legacy observation past 16 bits: %v", got)
+	}
 	st, err := db.Stats(context.Background())
-	if err != nil || st.Observations != 5 || len(st.Months) != 1 || st.Months[0].DistinctLots != 3 {
-		t.Errorf("stats = %+v, %v; want 5 observations of 3 lots", st, err)
+	if err != nil || st.Observations != 6 || len(st.Months) != 1 || st.Months[0].DistinctLots != 4 {
+		t.Errorf("stats = %+v, %v; want 6 observations of 4 lots", st, err)
 	}
 }
 
