@@ -101,6 +101,7 @@ func (a *applier) applyAvailability(ctx context.Context, x snapshot.Input, r *sn
 	// In key order, so the b-tree is appended to rather than split at random.
 	sort.Slice(obs, func(i, j int) bool { return obs[i].lot < obs[j].lot })
 	t := x.FetchedAt.Unix()
+	ts := formatUnix(t)
 	var obsArgs, overflowArgs, latest []any
 	for _, o := range obs {
 		if o.valid {
@@ -110,7 +111,7 @@ func (a *applier) applyAvailability(ctx context.Context, x snapshot.Input, r *sn
 				overflowArgs = append(overflowArgs, t, o.lot, o.v)
 			}
 		}
-		latest = append(latest, latestArgs(o, t)...)
+		latest = appendLatest(latest, o, t, ts)
 	}
 	n, err := a.storeObservations(ctx, obsArgs, overflowArgs)
 	if err != nil {
@@ -150,13 +151,14 @@ func observations(rows []feed.AvailabilityRow, q *snapshot.Quality) []observatio
 	return obs
 }
 
-// latestArgs are moveLatest's arguments for one observation at unix second t.
-func latestArgs(o observation, t int64) []any {
+// appendLatest appends moveLatest's arguments for one observation at unix
+// second t (ts: t formatted, once per snapshot).
+func appendLatest(dst []any, o observation, t int64, ts string) []any {
 	var v any
 	if o.valid {
 		v = o.v
 	}
-	return []any{o.id, v, o.raw, formatUnix(t), t}
+	return append(dst, o.id, v, o.raw, ts, t)
 }
 
 // moveLatest moves availability_latest forward to the given rows (latestArgs,

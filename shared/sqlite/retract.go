@@ -386,6 +386,7 @@ func (a *applier) restoreLatest(ctx context.Context, t int64, missing map[string
 		*reread += len(chunk)
 		for _, in := range inputs {
 			sec := in.FetchedAt.Unix()
+			ts := formatUnix(sec)
 			var args []any
 			for _, o := range observations(in.Availability, &snapshot.Quality{}) {
 				// A lot found at a newer second is done; at the same second
@@ -394,7 +395,7 @@ func (a *applier) restoreLatest(ctx context.Context, t int64, missing map[string
 					continue
 				}
 				found[o.id] = sec
-				args = append(args, latestArgs(o, sec)...)
+				args = appendLatest(args, o, sec, ts)
 			}
 			n, err := a.moveLatest(ctx, args)
 			if err != nil {
