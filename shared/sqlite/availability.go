@@ -225,7 +225,7 @@ func (a *applier) lotOrdinal(ctx context.Context, id string) (int64, error) {
 
 // maxPackedLot is the largest lot_ids.n that fits the low 16 bits of an
 // observation key; observations of larger ordinals go to the overflow table.
-// The feeds have had about 1,500 IDs in ten years.
+// The feeds list about 1,430 IDs (660 in 2016).
 const maxPackedLot = 1<<16 - 1
 
 // obsKey packs a fetch second and a lot ordinal (at most maxPackedLot) into

@@ -1,13 +1,16 @@
 -- 0002: no snapshot can exhaust the lot ordinals; retracted snapshots are remembered.
 --
 -- Nothing existing is rewritten: the migration creates two empty tables and
--- redefines the availability view, so it takes milliseconds on any database.
+-- redefines the availability view (0.3 s measured on a year of observations,
+-- 45 M rows, 629 MB: docs/RELIABILITY.md).
 
 -- availability_obs_overflow: the observations of lots whose lot_ids ordinal is
 -- 65536 or more, which do not fit the 16 low bits of availability_obs.k.
--- Every ID the feeds have had (about 1,500 in ten years) fits availability_obs
--- 40 times over, so this table stays empty in practice; it exists so that no
--- snapshot, however many new IDs it brings, can make a later one fail. Keyed
+-- The feeds list about 1,430 IDs (660 in 2016, 946 in 2019): the 65,536
+-- packed ordinals hold 45 times that, so this table stays empty in practice;
+-- it exists so that no snapshot, however many new IDs it brings, can make a
+-- later one fail (and an availability snapshot bringing more than 5,000 new
+-- IDs is refused before it takes any: snapshot.MaxNewLotIDs). Keyed
 -- like availability_obs (fetch second, then lot), about 17 bytes a row.
 -- Two snapshots in the same second: the larger value wins, as there.
 CREATE TABLE availability_obs_overflow (
