@@ -10,7 +10,9 @@
 -- packed ordinals hold 45 times that, so this table stays empty in practice;
 -- it exists so that no snapshot, however many new IDs it brings, can make a
 -- later one fail (and an availability snapshot bringing more than 5,000 new
--- IDs is refused before it takes any: snapshot.MaxNewLotIDs). Keyed
+-- IDs is refused before it takes any: snapshot.MaxNewLotIDs). The limit is
+-- now lot_ids.n's own, a 64-bit rowid (2^63 - 1): at 5,000 new IDs per
+-- accepted snapshot, 1.8e15 snapshots; the disk fills long before. Keyed
 -- like availability_obs (fetch second, then lot), about 17 bytes a row.
 -- Two snapshots in the same second: the larger value wins, as there.
 CREATE TABLE availability_obs_overflow (
