@@ -11,6 +11,7 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/redact"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 )
 
@@ -94,7 +95,7 @@ func (c *Config) Validate() error {
 			continue
 		}
 		if p, err := url.Parse(u.value); err != nil || p.Scheme == "" {
-			errs = append(errs, fmt.Errorf("%s %q: not a URL", u.name, u.value))
+			errs = append(errs, fmt.Errorf("%s %q: not a URL", u.name, redact.URL(u.value)))
 		}
 	}
 	if c.ShutdownTimeout < 0 || c.PollWait < 0 || c.Visibility < 0 || c.Reconcile < 0 {

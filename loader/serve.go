@@ -164,6 +164,16 @@ func (l *loader) observe(ctx context.Context, logOut io.Writer) (consume.Config,
 		srv.SetReady(true)
 		// Not ready from the moment the stop begins: no new traffic is wanted.
 		context.AfterFunc(ctx, func() { srv.SetReady(false) })
+		// Not ready while the database fails; alive all the same.
+		cc.OnEvent = func(ev consume.Event) {
+			reg.Observe(ev)
+			switch ev.Kind {
+			case consume.DatabaseFailing:
+				srv.SetFailing("database failing: " + ev.Err.Error())
+			case consume.DatabaseRecovered:
+				srv.SetFailing("")
+			}
+		}
 	}
 
 	emfCtx, cancelEMF := context.WithCancel(context.WithoutCancel(ctx))

@@ -1,5 +1,6 @@
 // Package web is the loader's small HTTP server for operators: /healthz
-// (the consume loop is alive), /readyz (the database is open and checked),
+// (the consume loop is alive), /readyz (the database is open and checked,
+// and not failing),
 // /metrics (Prometheus text format) and /stats (the database statistics as
 // JSON, which `loader stats` asks for when the running loader holds the
 // database's exclusive lock). It also holds the client side of those
@@ -57,7 +58,9 @@ type Server struct {
 	cfg   Config
 	log   *slog.Logger
 	ready atomic.Bool
-	srv   *http.Server
+	// failing is why the loader cannot do its work now ("" when it can).
+	failing atomic.Pointer[string]
+	srv     *http.Server
 
 	mu   sync.Mutex
 	ln   net.Listener
@@ -92,6 +95,13 @@ func New(cfg Config) *Server {
 // and its start-up checks passed, false again when the loader begins to stop.
 func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
 
+// SetFailing says why the loader cannot do its work for now, its database
+// failing (a full disk, an I/O error), or "" once it can again. Meanwhile
+// /readyz answers 503 with the reason, whatever SetReady said, while
+// /healthz still answers 200: the loop is alive and retrying, and a restart
+// would not help.
+func (s *Server) SetFailing(reason string) { s.failing.Store(&reason) }
+
 // Handler returns the endpoints' handler.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -125,6 +135,10 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if !s.ready.Load() {
 		text(w, http.StatusServiceUnavailable, "not ready\n")
+		return
+	}
+	if why := s.failing.Load(); why != nil && *why != "" {
+		text(w, http.StatusServiceUnavailable, "not ready: "+*why+"\n")
 		return
 	}
 	text(w, http.StatusOK, "ok\n")
