@@ -259,22 +259,14 @@ func (a *applier) removeLotsPoint(ctx context.Context, ms int64) (int, error) {
 // value was of t gets the newest value any other snapshot (or a legacy
 // import) gave it before.
 func (a *applier) retractAvailability(ctx context.Context, t int64, read ReadFunc, reread *int) (int, error) {
-	affected := map[string]bool{}
-	rows, err := a.tx.QueryContext(ctx, "SELECT parking_id FROM availability_latest WHERE observed_unix = ?", t)
+	ids, err := queryAll(ctx, a.tx, func(r *sql.Rows, id *string) error { return r.Scan(id) },
+		"SELECT parking_id FROM availability_latest WHERE observed_unix = ?", t)
 	if err != nil {
 		return 0, fmt.Errorf("latest values of the snapshot: %w", err)
 	}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("latest values of the snapshot: %w", err)
-		}
+	affected := map[string]bool{}
+	for _, id := range ids {
 		affected[id] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("latest values of the snapshot: %w", err)
 	}
 
 	changed := 0
@@ -329,20 +321,12 @@ type ledgerKey struct {
 // availabilityKeys returns the availability snapshots with data, filtered
 // and ordered by the rest of the WHERE clause.
 func (a *applier) availabilityKeys(ctx context.Context, where string, args ...any) ([]ledgerKey, error) {
-	rows, err := a.tx.QueryContext(ctx, "SELECT key, fetched_ms / 1000 FROM snapshots WHERE dataset = 'availability' AND "+hasData+" AND "+where, args...)
+	keys, err := queryAll(ctx, a.tx, func(r *sql.Rows, k *ledgerKey) error { return r.Scan(&k.key, &k.sec) },
+		"SELECT key, fetched_ms / 1000 FROM snapshots WHERE dataset = 'availability' AND "+hasData+" AND "+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("availability snapshots: %w", err)
 	}
-	defer rows.Close()
-	var keys []ledgerKey
-	for rows.Next() {
-		var k ledgerKey
-		if err := rows.Scan(&k.key, &k.sec); err != nil {
-			return nil, fmt.Errorf("availability snapshots: %w", err)
-		}
-		keys = append(keys, k)
-	}
-	return keys, rows.Err()
+	return keys, nil
 }
 
 // restoreLatest gives each lot in missing (its latest value was of second t,

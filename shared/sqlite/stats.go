@@ -149,86 +149,70 @@ func (db *DB) Stats(ctx context.Context) (Stats, error) {
 	}
 
 	const refused = "outcome = 'refused' AND key NOT IN (SELECT key FROM retractions)"
-	rows, err := c.QueryContext(ctx, "SELECT dataset, count(*) FROM snapshots WHERE "+refused+" GROUP BY dataset")
+	type count struct {
+		dataset string
+		n       int
+	}
+	counts, err := queryAll(ctx, c, func(r *sql.Rows, e *count) error { return r.Scan(&e.dataset, &e.n) },
+		"SELECT dataset, count(*) FROM snapshots WHERE "+refused+" GROUP BY dataset")
 	if err != nil {
 		return s, fmt.Errorf("stats refused: %w", err)
 	}
-	for rows.Next() {
-		var d string
-		var n int
-		if err := rows.Scan(&d, &n); err != nil {
-			rows.Close()
-			return s, fmt.Errorf("stats refused: %w", err)
-		}
+	for _, e := range counts {
 		if s.Refused.ByDataset == nil {
 			s.Refused.ByDataset = map[string]int{}
 		}
-		s.Refused.ByDataset[d] = n
-		s.Refused.Count += n
+		s.Refused.ByDataset[e.dataset] = e.n
+		s.Refused.Count += e.n
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return s, fmt.Errorf("stats refused: %w", err)
-	}
-	rows, err = c.QueryContext(ctx, `SELECT key, dataset, fetched_at, applied_at, reason FROM snapshots
-		WHERE `+refused+` ORDER BY applied_at DESC, key DESC LIMIT ?`, statsLatest)
-	if err != nil {
-		return s, fmt.Errorf("stats refused: %w", err)
-	}
-	for rows.Next() {
-		var e LedgerEntry
-		if err := rows.Scan(&e.Key, &e.Dataset, &e.FetchedAt, &e.AppliedAt, &e.Reason); err != nil {
-			rows.Close()
-			return s, fmt.Errorf("stats refused: %w", err)
-		}
-		s.Refused.Latest = append(s.Refused.Latest, e)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if s.Refused.Latest, err = queryAll(ctx, c, func(r *sql.Rows, e *LedgerEntry) error {
+		return r.Scan(&e.Key, &e.Dataset, &e.FetchedAt, &e.AppliedAt, &e.Reason)
+	}, `SELECT key, dataset, fetched_at, applied_at, reason FROM snapshots
+		WHERE `+refused+` ORDER BY applied_at DESC, key DESC LIMIT ?`, statsLatest); err != nil {
 		return s, fmt.Errorf("stats refused: %w", err)
 	}
 
 	if err := c.QueryRowContext(ctx, "SELECT count(*) FROM retractions").Scan(&s.Retractions.Count); err != nil {
 		return s, fmt.Errorf("stats retractions: %w", err)
 	}
-	rows, err = c.QueryContext(ctx, `SELECT key, dataset, fetched_at, reason, at FROM retractions
-		ORDER BY at DESC, key DESC LIMIT ?`, statsLatest)
-	if err != nil {
-		return s, fmt.Errorf("stats retractions: %w", err)
-	}
-	for rows.Next() {
-		var e RetractionEntry
-		if err := rows.Scan(&e.Key, &e.Dataset, &e.FetchedAt, &e.Reason, &e.At); err != nil {
-			rows.Close()
-			return s, fmt.Errorf("stats retractions: %w", err)
-		}
-		s.Retractions.Latest = append(s.Retractions.Latest, e)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if s.Retractions.Latest, err = queryAll(ctx, c, func(r *sql.Rows, e *RetractionEntry) error {
+		return r.Scan(&e.Key, &e.Dataset, &e.FetchedAt, &e.Reason, &e.At)
+	}, `SELECT key, dataset, fetched_at, reason, at FROM retractions ORDER BY at DESC, key DESC LIMIT ?`, statsLatest); err != nil {
 		return s, fmt.Errorf("stats retractions: %w", err)
 	}
 
 	if err := c.QueryRowContext(ctx, "SELECT count(*) FROM rejections").Scan(&s.Rejections.Count); err != nil {
 		return s, fmt.Errorf("stats rejections: %w", err)
 	}
-	rows, err = c.QueryContext(ctx, `SELECT message_id, key, dataset, reason, at FROM rejections
-		ORDER BY id DESC LIMIT ?`, statsLatest)
-	if err != nil {
-		return s, fmt.Errorf("stats rejections: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var e RejectionEntry
-		if err := rows.Scan(&e.MessageID, &e.Key, &e.Dataset, &e.Reason, &e.At); err != nil {
-			return s, fmt.Errorf("stats rejections: %w", err)
-		}
-		s.Rejections.Latest = append(s.Rejections.Latest, e)
-	}
-	if err := rows.Err(); err != nil {
+	if s.Rejections.Latest, err = queryAll(ctx, c, func(r *sql.Rows, e *RejectionEntry) error {
+		return r.Scan(&e.MessageID, &e.Key, &e.Dataset, &e.Reason, &e.At)
+	}, `SELECT message_id, key, dataset, reason, at FROM rejections ORDER BY id DESC LIMIT ?`, statsLatest); err != nil {
 		return s, fmt.Errorf("stats rejections: %w", err)
 	}
 	return s, nil
+}
+
+// querier is a connection or a transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// queryAll runs query and returns one T per row, each filled by scan.
+func queryAll[T any](ctx context.Context, c querier, scan func(*sql.Rows, *T) error, query string, args ...any) ([]T, error) {
+	rows, err := c.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var e T
+		if err := scan(rows, &e); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
 }
 
 // months counts the observations per Taipei month: the packed table, plus
