@@ -76,7 +76,7 @@ const httpServeUsage = "address for /healthz, /readyz, /metrics, the read API /a
 
 // bindAllowMassDelete registers -allow-mass-delete: every command that applies snapshots has it.
 func (c *Config) bindAllowMassDelete(f *cli.Flags) {
-	f.Bool(&c.AllowMassDelete, "allow-mass-delete", "PARKING_ALLOW_MASS_DELETE", false, "apply lots snapshots that soft-delete more than half of the active lots")
+	f.Bool(&c.AllowMassDelete, "allow-mass-delete", "PARKING_ALLOW_MASS_DELETE", false, "apply lots snapshots that soft-delete or blank more than half of the active lots, and availability snapshots with more than 5,000 new lot IDs")
 }
 
 // bindConsume registers the settings of the consume loop (serve and local).

@@ -256,12 +256,13 @@ func testFaultsDiskFull(t *testing.T, mode sqlite.Locking) {
 	// WAL mode needs headroom for its WAL (up to wal_autocheckpoint pages,
 	// 4 MiB, before it is copied back) besides the database: a bigger disk.
 	size := int64(512 << 10)
-	// The filler leaves room enough to start, not to finish: ~96 KiB for a
-	// rollback journal; WAL mode starts with its 32 KiB shared-memory index
-	// and the migration's pages in the WAL besides the database, so more.
-	room := int64(96 << 10)
+	// The filler leaves room enough to start, not to finish: ~128 KiB for a
+	// rollback journal (the schema, every migration and its journal); WAL
+	// mode starts with its 32 KiB shared-memory index and the migrations'
+	// pages in the WAL besides the database, so more.
+	room := int64(128 << 10)
 	if mode == sqlite.LockingShared {
-		size, room = 8<<20, 224<<10
+		size, room = 8<<20, 256<<10
 	}
 	mnt := tmpfs.Mount(t, size)
 	filler := tmpfs.Fill(t, mnt, room)

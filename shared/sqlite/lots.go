@@ -72,6 +72,12 @@ func (a *applier) applyLots(ctx context.Context, x snapshot.Input, r *snapshot.R
 		r.Outcome, r.Reason = snapshot.Refused, "no lots rows"
 		return nil
 	}
+	if missing := feed.MissingLotColumns(x.Lots); len(missing) > 0 {
+		r.Outcome = snapshot.Refused
+		r.Reason = fmt.Sprintf("no row has a value for %s: not the lots feed (another dataset's rows, or a broken answer)",
+			strings.Join(missing, ", "))
+		return nil
+	}
 
 	t := x.FetchedAt.UnixMilli()
 	ts := formatMilli(t)
@@ -90,8 +96,11 @@ func (a *applier) applyLots(ctx context.Context, x snapshot.Input, r *snapshot.R
 			continue
 		}
 		activePrev++
-		if _, ok := snap[id]; !ok {
+		now, ok := snap[id]
+		if !ok {
 			lq.Disappeared++
+		} else if blanked(s.a, now) {
+			lq.Blanked++
 		}
 	}
 	for id := range snap {
@@ -115,6 +124,12 @@ func (a *applier) applyLots(ctx context.Context, x snapshot.Input, r *snapshot.R
 		r.Outcome = snapshot.Refused
 		r.Reason = fmt.Sprintf("would remove %d of %d active lots (more than half); allow mass delete if this is real",
 			lq.Disappeared, activePrev)
+		return nil
+	}
+	if !x.AllowMassDelete && lq.Blanked*2 > activePrev {
+		r.Outcome = snapshot.Refused
+		r.Reason = fmt.Sprintf("would blank the name, district, address, coordinates or capacity of %d of %d active lots (more than half); "+
+			"-allow-mass-delete applies it if it is real", lq.Blanked, activePrev)
 		return nil
 	}
 	r.Outcome = snapshot.Applied
@@ -199,6 +214,21 @@ func (a *applier) applyLots(ctx context.Context, x snapshot.Input, r *snapshot.R
 		a.knownLots = nil
 	}
 	return nil
+}
+
+// blankable are the attributes (indexes into attrs) whose loss a user sees at
+// once: name, district, address, coordinates, car capacity.
+var blankable = [...]int{1, 0, 4, 8, 9, 10}
+
+// blanked reports whether a lot that had any of the blankable attributes
+// has it empty now: what a feed answering the wrong columns does to every lot.
+func blanked(before, now attrs) bool {
+	for _, i := range blankable {
+		if strings.TrimSpace(before[i]) != "" && strings.TrimSpace(now[i]) == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // setVersion makes lot_versions hold a row (id, at) with state want iff

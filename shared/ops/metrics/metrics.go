@@ -32,6 +32,7 @@ type Registry struct {
 
 	mu        sync.Mutex
 	snapshots map[snapshotKey]uint64 // by dataset and outcome
+	refused   map[feed.Dataset]uint64
 	rows      map[feed.Dataset]uint64
 	messages  map[string]uint64
 	apply     histogram // per snapshot
@@ -61,6 +62,7 @@ func New(now func() time.Time) *Registry {
 	r := &Registry{
 		now:         now,
 		snapshots:   map[snapshotKey]uint64{},
+		refused:     map[feed.Dataset]uint64{},
 		rows:        map[feed.Dataset]uint64{},
 		messages:    map[string]uint64{},
 		apply:       newHistogram(defaultBuckets),
@@ -108,14 +110,18 @@ func (r *Registry) Observe(ev consume.Event) {
 		res := ev.Result
 		r.snapshots[snapshotKey{ev.Dataset, outcome(res)}]++
 		r.rows[ev.Dataset] += uint64(max(res.Changed, 0))
-		sec := ev.Duration.Seconds()
-		r.apply.observe(sec)
 		p := r.pendingFor(ev.Dataset)
-		if len(p.applySeconds) == emfMaxValues {
-			// EMF takes at most 100 values per metric; keep the newest.
-			p.applySeconds = p.applySeconds[1:]
+		// A result without a duration (a reconcile's, applied in batches
+		// before the loop starts) is counted but not timed.
+		if ev.Duration > 0 {
+			sec := ev.Duration.Seconds()
+			r.apply.observe(sec)
+			if len(p.applySeconds) == emfMaxValues {
+				// EMF takes at most 100 values per metric; keep the newest.
+				p.applySeconds = p.applySeconds[1:]
+			}
+			p.applySeconds = append(p.applySeconds, sec)
 		}
-		p.applySeconds = append(p.applySeconds, sec)
 		p.rowsChanged += res.Changed
 		switch {
 		case res.AlreadyApplied:
@@ -124,6 +130,7 @@ func (r *Registry) Observe(ev consume.Event) {
 			p.applied++
 		case res.Outcome == snapshot.Refused:
 			p.refused++
+			r.refused[ev.Dataset]++
 		}
 	}
 }
@@ -175,6 +182,13 @@ func (r *Registry) WritePrometheus(w io.Writer) error {
 	})
 	for _, k := range keys {
 		fmt.Fprintf(&b, "parking_snapshots_total{dataset=%q,outcome=%q} %d\n", k.dataset, k.outcome, r.snapshots[k])
+	}
+
+	// Every dataset from the start, zero included: an alert on its increase
+	// needs no first refusal to have happened.
+	header(&b, "parking_snapshots_refused_total", "counter", "Snapshots the loader refused (a guard: mass delete or blanking, wrong columns, a fetch time ahead of the store, a flood of new IDs; the ledger says why), by dataset.")
+	for _, d := range feed.Datasets {
+		fmt.Fprintf(&b, "parking_snapshots_refused_total{dataset=%q} %d\n", d, r.refused[d])
 	}
 
 	header(&b, "parking_rows_changed_total", "counter", "Rows inserted, updated or deleted in user-facing tables, by dataset.")

@@ -1,0 +1,249 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parking-newtaipei/parking-newtaipei/internal/awstest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/clitest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/feedtest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/snapshottest"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/extract"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/sqsqueue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/store/s3store"
+)
+
+// stackEnv is the loader task definition's environment as the stack sets it, resolved for a test:
+// references to the bucket and the queue become the test's, other parameters their defaults, paths on
+// EFS (/mnt/efs) a directory of the test's. A variable the test cannot resolve fails it: the stack
+// would run the binary with something this test has not seen.
+func stackEnv(t *testing.T, efs, bucket, queueURL string) []string {
+	t.Helper()
+	_, loader := containerOf(t, "LoaderTaskDefinition")
+	refs := map[string]string{"SnapshotBucket": bucket, "SnapshotQueue": queueURL, "AWS::Region": awstest.Region}
+	resolve := func(name string) string {
+		if v, ok := refs[name]; ok {
+			return v
+		}
+		return paramDefault(t, name)
+	}
+	var out []string
+	for name, raw := range env(loader) {
+		v := raw
+		if f, arg, ok := fn(raw); ok {
+			switch f {
+			case "Ref":
+				v = resolve(arg.(string))
+			case "Fn::Sub":
+				v = subVar.ReplaceAllStringFunc(subString(raw), func(m string) string { return resolve(m[2 : len(m)-1]) })
+			default:
+				t.Fatalf("loader environment %s: %s is not resolved by this test", name, f)
+			}
+		}
+		switch {
+		case strings.HasPrefix(v, "/mnt/efs"):
+			v = efs + strings.TrimPrefix(v, "/mnt/efs")
+		case name == "PARKING_HTTP_ADDR":
+			v = "127.0.0.1:0" // the task's own loopback port; any free one here
+		}
+		out = append(out, name+"="+v)
+	}
+	// The test servers' endpoints and keys, as the task role and the region's endpoints would be;
+	// a short long poll so that -drain ends quickly.
+	return append(append(out, awstest.Env(t)...), "PARKING_POLL_WAIT=1s", "PATH="+os.Getenv("PATH"))
+}
+
+// runbookCommand returns the container command of the one-off task in section heading of the runbook
+// file, from its `--overrides '{"containerOverrides":[...]}'`, and the task definition it runs.
+func runbookCommand(t *testing.T, file, heading string) (taskDef string, command []string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(moduleRoot(t), "docs", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	start := strings.Index(text, "\n## "+heading+"\n")
+	if start < 0 {
+		t.Fatalf("%s has no section %q", file, heading)
+	}
+	section := text[start+1:]
+	if end := strings.Index(section[3:], "\n## "); end >= 0 {
+		section = section[:end+3]
+	}
+	m := regexp.MustCompile(`--task-definition \$\(out (\w+)\)[\s\S]*?--overrides '([^']*)'`).FindStringSubmatch(section)
+	if m == nil {
+		t.Fatalf("%s, %q: no run-task with --overrides", file, heading)
+	}
+	var o struct {
+		ContainerOverrides []struct {
+			Name    string   `json:"name"`
+			Command []string `json:"command"`
+		} `json:"containerOverrides"`
+	}
+	if err := json.Unmarshal([]byte(m[2]), &o); err != nil || len(o.ContainerOverrides) != 1 || o.ContainerOverrides[0].Name != "loader" {
+		t.Fatalf("%s, %q: overrides %s: %v", file, heading, m[2], err)
+	}
+	return m[1], o.ContainerOverrides[0].Command
+}
+
+func run(t *testing.T, bin string, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	cmd.Dir = t.TempDir()
+	return clitest.Run(t, cmd)
+}
+
+// TestRefusedLotsSnapshotOnTheStack (issue 13, item 11) runs the loader as the stack runs it (the task
+// definition's environment, S3 and SQS) on a lots snapshot that removes nearly every lot, fetched when
+// the 02:00 schedule's task really fetches (a minute and more after 02:00: the Fargate task starts
+// first). The refusal must be what the stack's alarm watches, exactly; `loader stats` must show the
+// fetch time the runbook asks for; and the runbook's override, as written in both languages, must
+// then apply the snapshot.
+func TestRefusedLotsSnapshotOnTheStack(t *testing.T) {
+	ctx := context.Background()
+	s3c, bucket := awstest.S3(t)
+	q := awstest.NewQueue(t, awstest.QueueOptions{VisibilityTimeout: 2 * time.Minute})
+	awstest.Setenv(t)
+	efs := t.TempDir()
+	env := stackEnv(t, efs, bucket, q.URL)
+	progs := clitest.Build(t, moduleRoot(t))
+	loader := progs["loader"].Path
+
+	st := s3store.New(s3c, bucket, paramDefault(t, "SnapshotPrefix"))
+	sq, err := sqsqueue.Open(ctx, q.URL, sqsqueue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sq.Close()
+	lots := feedtest.SampleLots()
+	// The runbook's example day, so that its command is run exactly as written.
+	day := time.Date(2026, 11, 26, 0, 0, 0, 0, clock.Taipei)
+	for _, s := range []struct {
+		at   time.Time
+		rows int
+	}{{day.Add(-22*time.Hour + 65*time.Second), len(lots)}, {day.Add(2*time.Hour + 80*time.Second), 1}} {
+		res, loc, err := snapshottest.Put(ctx, st, snapshottest.Lots(s.at, lots[:s.rows]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := queue.EncodeMessage(extract.Message(res, loc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sq.Send(ctx, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	code, _, stderr := run(t, loader, env, "serve", "-drain")
+	db := filepath.Join(efs, "parking.db")
+	if code != 0 || dbtest.Count(t, db, "snapshots", "outcome = 'refused'") != 1 {
+		t.Fatalf("loader serve -drain: exit %d, want 0 with one refused snapshot\n%s", code, stderr)
+	}
+	active := dbtest.Count(t, db, "parking_lots", "deleted_at IS NULL")
+	if active != len(lots)-countDuplicates(lots) {
+		t.Fatalf("%d active lots after the refusal, want every lot of the first list", active)
+	}
+
+	// The alarm watches exactly what the loader wrote: namespace, metric, the whole dimension set
+	// (CloudWatch matches a metric by all of its dimensions), a value that reaches the threshold.
+	alarm, err := template(t).GetCloudWatchAlarmWithName("LotsSnapshotRefusedAlarm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var alarmDims []string
+	want := map[string]string{}
+	for _, d := range alarm.Dimensions {
+		alarmDims = append(alarmDims, d.Name)
+		want[d.Name] = d.Value
+	}
+	slices.Sort(alarmDims)
+	matched := false
+	for _, line := range strings.Split(stderr, "\n") {
+		var doc map[string]any
+		if json.Unmarshal([]byte(line), &doc) != nil || doc["_aws"] == nil {
+			continue
+		}
+		var meta struct {
+			CloudWatchMetrics []struct {
+				Namespace  string
+				Dimensions [][]string
+				Metrics    []struct{ Name, Unit string }
+			}
+		}
+		raw, _ := json.Marshal(doc["_aws"])
+		if err := json.Unmarshal(raw, &meta); err != nil {
+			t.Fatalf("EMF line %s: %v", line, err)
+		}
+		for _, d := range meta.CloudWatchMetrics {
+			for _, dims := range d.Dimensions {
+				dims = slices.Sorted(slices.Values(dims))
+				if d.Namespace != deref(alarm.Namespace) || !slices.Equal(dims, alarmDims) {
+					continue
+				}
+				for _, m := range d.Metrics {
+					v, _ := doc[m.Name].(float64)
+					ok := m.Name == deref(alarm.MetricName) && (alarm.Unit == nil || *alarm.Unit == m.Unit) && v >= deref(alarm.Threshold)
+					for name, value := range want {
+						ok = ok && doc[name] == value
+					}
+					matched = matched || ok
+				}
+			}
+		}
+	}
+	if !matched || deref(alarm.Statistic) != "Sum" || alarm.ComparisonOperator != "GreaterThanOrEqualToThreshold" {
+		t.Fatalf("no EMF line reaches the alarm %s/%s %v >= %v (%s):\n%s", deref(alarm.Namespace), deref(alarm.MetricName),
+			want, deref(alarm.Threshold), deref(alarm.Statistic), stderr)
+	}
+
+	// `loader stats` on the stack (the service stopped) shows the fetch time in Taipei time.
+	code, stdout, stderr := run(t, loader, env, "stats")
+	if code != 0 || !strings.Contains(stdout, "Refused snapshots: 1 (lots 1)") || !strings.Contains(stdout, "fetched 2026-11-26T02:01:20.000+08:00") {
+		t.Fatalf("loader stats: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+
+	// The runbook's override, as written, in both languages.
+	taskDef, en := runbookCommand(t, "OPERATIONS.md", "A refused lots snapshot")
+	zhTaskDef, zh := runbookCommand(t, "OPERATIONS.zh-TW.md", "停車場清單快照被拒絕")
+	if taskDef != "LoaderTaskDefinitionArn" || zhTaskDef != taskDef || !slices.Equal(en, zh) {
+		t.Fatalf("the runbooks differ or do not run the loader's task definition: %s %q, %s %q", taskDef, en, zhTaskDef, zh)
+	}
+	code, stdout, stderr = run(t, loader, env, en...)
+	if code != 0 {
+		t.Fatalf("loader %s: exit %d\n%s\n%s", strings.Join(en, " "), code, stdout, stderr)
+	}
+	if got := dbtest.Count(t, db, "snapshots", "outcome = 'applied'"); got != 2 {
+		t.Fatalf("after the runbook's override (loader %s): %d applied snapshots, want 2 (the refused one applied)\n%s\n%s",
+			strings.Join(en, " "), got, stdout, stderr)
+	}
+	if got := dbtest.Count(t, db, "parking_lots", "deleted_at IS NULL"); got != 1 {
+		t.Fatalf("%d active lots after the override, want 1", got)
+	}
+}
+
+// countDuplicates counts rows whose ID appeared before (the last row of an ID wins).
+func countDuplicates(rows []feed.LotRow) int {
+	seen := map[string]bool{}
+	n := 0
+	for _, r := range rows {
+		if seen[r.ID] {
+			n++
+		}
+		seen[r.ID] = true
+	}
+	return n
+}
