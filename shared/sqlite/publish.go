@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -44,42 +45,71 @@ const statsPiece = 24 * time.Hour
 func (db *DB) ObservationSpan(ctx context.Context) (first, last time.Time, ok bool, err error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	var lo, hi sql.NullInt64
-	// Two lookups at the ends of the rowid index, not a scan.
-	if err := db.conn.QueryRowContext(ctx, "SELECT (SELECT min(k) FROM availability_obs), (SELECT max(k) FROM availability_obs)").Scan(&lo, &hi); err != nil {
+	var lo, hi, overLo, overHi sql.NullInt64
+	// Lookups at the ends of each table's key, not a scan. The overflow
+	// table (lot ordinals past 16 bits) may hold the first or the last.
+	err = db.conn.QueryRowContext(ctx, `SELECT (SELECT min(k) FROM availability_obs) >> 16, (SELECT max(k) FROM availability_obs) >> 16,
+		(SELECT min(t) FROM availability_obs_overflow), (SELECT max(t) FROM availability_obs_overflow)`).Scan(&lo, &hi, &overLo, &overHi)
+	if err != nil {
 		return first, last, false, fmt.Errorf("observation span: %w", err)
 	}
-	if !lo.Valid {
-		return first, last, false, nil
+	for _, o := range []struct{ lo, hi sql.NullInt64 }{{lo, hi}, {overLo, overHi}} {
+		if !o.lo.Valid {
+			continue
+		}
+		if !ok || o.lo.Int64 < first.Unix() {
+			first = time.Unix(o.lo.Int64, 0)
+		}
+		if !ok || o.hi.Int64 > last.Unix() {
+			last = time.Unix(o.hi.Int64, 0)
+		}
+		ok = true
 	}
-	return time.Unix(lo.Int64>>16, 0), time.Unix(hi.Int64>>16, 0), true, nil
+	return first, last, ok, nil
 }
 
 // ObservationStats counts the observations fetched in [from, to) and sums
-// their values, a day at a time.
+// their values, a day at a time, both tables.
 func (db *DB) ObservationStats(ctx context.Context, from, to time.Time) (ObservationStats, error) {
 	var total ObservationStats
 	for lo := from; lo.Before(to); lo = lo.Add(statsPiece) {
 		hi := min(lo.Add(statsPiece).Unix(), to.Unix())
-		var s ObservationStats
-		db.mu.Lock()
-		err := db.conn.QueryRowContext(ctx, "SELECT count(*), coalesce(sum(v), 0) FROM availability_obs WHERE k >= ? AND k < ?",
-			lo.Unix()<<16, hi<<16).Scan(&s.Rows, &s.SumAvailable)
-		db.mu.Unlock()
-		if err != nil {
+		if err := db.addObservationStats(ctx, lo.Unix(), hi, &total); err != nil {
 			return total, fmt.Errorf("observation stats %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
 		}
-		total.Rows += s.Rows
-		total.SumAvailable += s.SumAvailable
 	}
 	return total, nil
 }
 
+// addObservationStats adds the count and sum of the observations with
+// lo <= t < hi (unix seconds) to total.
+func (db *DB) addObservationStats(ctx context.Context, lo, hi int64, total *ObservationStats) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	rows, err := db.conn.QueryContext(ctx, `SELECT count(*), coalesce(sum(v), 0) FROM availability_obs WHERE k >= ?1 << 16 AND k < ?2 << 16
+		UNION ALL
+		SELECT count(*), coalesce(sum(v), 0) FROM availability_obs_overflow WHERE t >= ?1 AND t < ?2`, lo, hi)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s ObservationStats
+		if err := rows.Scan(&s.Rows, &s.SumAvailable); err != nil {
+			return err
+		}
+		total.Rows += s.Rows
+		total.SumAvailable += s.SumAvailable
+	}
+	return rows.Err()
+}
+
 // Observations calls fn with the observations fetched in [from, to), in
 // batches, sorted by fetch time, then parking ID: the order does not depend
-// on the order lots were first seen (the storage's lot ordinals), so the
-// same observations always come out the same. A batch never splits one
-// fetch time, and fn may keep no reference to it after it returns.
+// on the order lots were first seen (the storage's lot ordinals, and which
+// table holds a lot's rows), so the same observations always come out the
+// same. A batch never splits one fetch time, and fn may keep no reference to
+// it after it returns.
 //
 // Each batch is read in its own short transaction. An apply that commits
 // between two batches may add rows the read has passed; the caller learns
@@ -88,44 +118,65 @@ func (db *DB) Observations(ctx context.Context, from, to time.Time, fn func([]Ob
 	return db.observations(ctx, from, to, observationBatch, fn)
 }
 
+// obsCursor walks one observation table in (time, lot) order, a batch at a
+// time.
+type obsCursor struct {
+	// packed: availability_obs (keys t << 16 | lot); else the overflow
+	// table of ordinals past 16 bits (migration 0002).
+	packed bool
+	// t, lot: the last row read (lot -1 before the first).
+	t, lot int64
+	// done: every row fetched before it has been read.
+	done int64
+}
+
+// storedObservation is one row of either table, its lot not yet named.
+type storedObservation struct{ t, lot, v int64 }
+
 func (db *DB) observations(ctx context.Context, from, to time.Time, batch int, fn func([]Observation) error) error {
-	lo, hi := from.Unix()<<16, to.Unix()<<16
-	var names []string // lot ordinal -> parking ID
+	end := to.Unix()
+	cursors := []*obsCursor{
+		{packed: true, t: from.Unix(), lot: -1, done: from.Unix()},
+		{t: from.Unix(), lot: -1, done: from.Unix()},
+	}
+	var names lotNames
 	buf := make([]Observation, 0, 2*batch)
-	keys := make([]int64, 0, batch)
-	vals := make([]int64, 0, batch)
+	read := make([]storedObservation, 0, batch)
 	for {
-		keys, vals = keys[:0], vals[:0]
+		// Read on from the table that lags, so that neither runs more than
+		// a batch ahead of what can be passed on.
+		c := cursors[0]
+		if cursors[1].done < c.done {
+			c = cursors[1]
+		}
+		if c.done >= end {
+			break
+		}
 		var err error
 		db.mu.Lock()
-		keys, vals, err = db.readObservations(ctx, lo, hi, batch, keys, vals)
-		if err == nil && needNames(names, keys) {
+		read, err = db.readObservations(ctx, c, end, batch, read[:0])
+		if err == nil && !names.has(read) {
 			names = db.lotNames()
 		}
 		db.mu.Unlock()
 		if err != nil {
 			return fmt.Errorf("observations %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
 		}
-		for i, k := range keys {
-			n := k & 0xffff
-			if n >= int64(len(names)) || names[n] == "" {
-				return fmt.Errorf("observations: key %d names lot ordinal %d, which lot_ids lacks", k, n)
+		for _, o := range read {
+			id, ok := names.name(o.lot)
+			if !ok {
+				return fmt.Errorf("observations: the row of %s names lot ordinal %d, which lot_ids lacks", formatUnix(o.t), o.lot)
 			}
-			buf = append(buf, Observation{ParkingID: names[n], ObservedAt: k >> 16, AvailableCar: int32(vals[i])})
+			buf = append(buf, Observation{ParkingID: id, ObservedAt: o.t, AvailableCar: int32(o.v)})
 		}
-		last := len(keys) < batch
-		if !last {
-			lo = keys[len(keys)-1] + 1
+		// Pass on the fetch times both tables have been read past. Rows of
+		// the overflow table (none in practice) break the time order the
+		// packed rows come in.
+		if !slices.IsSortedFunc(buf, byTime) {
+			slices.SortStableFunc(buf, byTime)
 		}
-		// Hold back the last fetch time unless the range is done: the next
-		// batch may hold more of it.
-		cut := len(buf)
-		if !last {
-			t := buf[len(buf)-1].ObservedAt
-			for cut > 0 && buf[cut-1].ObservedAt == t {
-				cut--
-			}
-		}
+		bound := min(cursors[0].done, cursors[1].done)
+		cut, _ := slices.BinarySearchFunc(buf, bound, func(o Observation, t int64) int { return cmp.Compare(o.ObservedAt, t) })
 		if cut > 0 {
 			sortByTimeThenLot(buf[:cut])
 			if err := fn(buf[:cut]); err != nil {
@@ -133,53 +184,104 @@ func (db *DB) observations(ctx context.Context, from, to time.Time, batch int, f
 			}
 			buf = append(buf[:0], buf[cut:]...)
 		}
-		if last {
-			return nil
-		}
 	}
+	// Both tables were read to the end, and the last pass passed on every
+	// row before it: buf is empty.
+	return nil
 }
 
-// readObservations appends the keys and values of at most batch
-// observations with lo <= k < hi, in key order. The caller holds db.mu.
-func (db *DB) readObservations(ctx context.Context, lo, hi int64, batch int, keys, vals []int64) ([]int64, []int64, error) {
-	rows, err := db.conn.QueryContext(ctx, "SELECT k, v FROM availability_obs WHERE k >= ? AND k < ? ORDER BY k LIMIT ?", lo, hi, batch)
+// readObservations appends at most batch rows after c's position and
+// before end to dst, and moves c past them. The caller holds db.mu.
+func (db *DB) readObservations(ctx context.Context, c *obsCursor, end int64, batch int, dst []storedObservation) ([]storedObservation, error) {
+	var rows *sql.Rows
+	var err error
+	if c.packed {
+		// (t, lot) after (t0, l0) is k >= t0 << 16 + l0 + 1.
+		rows, err = db.conn.QueryContext(ctx, "SELECT k, v FROM availability_obs WHERE k >= ? AND k < ? ORDER BY k LIMIT ?",
+			c.t<<16+c.lot+1, end<<16, batch)
+	} else {
+		rows, err = db.conn.QueryContext(ctx, "SELECT t, lot, v FROM availability_obs_overflow WHERE (t, lot) > (?, ?) AND t < ? ORDER BY t, lot LIMIT ?",
+			c.t, c.lot, end, batch)
+	}
 	if err != nil {
-		return keys, vals, err
+		return dst, err
 	}
 	defer rows.Close()
+	n := 0
 	for rows.Next() {
-		var k, v int64
-		if err := rows.Scan(&k, &v); err != nil {
-			return keys, vals, err
+		var o storedObservation
+		if c.packed {
+			var k int64
+			err = rows.Scan(&k, &o.v)
+			o.t, o.lot = k>>16, k&maxPackedLot
+		} else {
+			err = rows.Scan(&o.t, &o.lot, &o.v)
 		}
-		keys, vals = append(keys, k), append(vals, v)
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, o)
+		n++
 	}
-	return keys, vals, rows.Err()
+	if err := rows.Err(); err != nil {
+		return dst, err
+	}
+	if n < batch {
+		c.done = end
+	} else {
+		// The last fetch time read may have more rows in the next batch.
+		last := dst[len(dst)-1]
+		c.t, c.lot, c.done = last.t, last.lot, last.t
+	}
+	return dst, nil
 }
 
-// needNames reports whether names lacks an ordinal of keys (a lot first
-// seen since the names were read).
-func needNames(names []string, keys []int64) bool {
-	for _, k := range keys {
-		if n := k & 0xffff; n >= int64(len(names)) || names[n] == "" {
-			return true
-		}
-	}
-	return false
+// lotNames inverts the committed lot ordinals: a slice for the packed ones,
+// a map for those past 16 bits (none in practice).
+type lotNames struct {
+	packed []string
+	over   map[int64]string
 }
 
-// lotNames inverts the committed lot ordinals. The caller holds db.mu.
-func (db *DB) lotNames() []string {
+func (n lotNames) name(lot int64) (string, bool) {
+	if lot < int64(len(n.packed)) {
+		return n.packed[lot], n.packed[lot] != ""
+	}
+	id, ok := n.over[lot]
+	return id, ok
+}
+
+// has reports whether every row's ordinal has a name (a lot first seen
+// since the names were read has none).
+func (n lotNames) has(rows []storedObservation) bool {
+	for _, o := range rows {
+		if _, ok := n.name(o.lot); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// lotNames reads the committed lot ordinals. The caller holds db.mu.
+func (db *DB) lotNames() lotNames {
 	var maxN int64
 	for _, n := range db.lotIDs {
-		maxN = max(maxN, n)
+		if n <= maxPackedLot {
+			maxN = max(maxN, n)
+		}
 	}
-	names := make([]string, maxN+1)
+	names := lotNames{packed: make([]string, maxN+1), over: map[int64]string{}}
 	for id, n := range db.lotIDs {
-		names[n] = id
+		if n <= maxPackedLot {
+			names.packed[n] = id
+		} else {
+			names.over[n] = id
+		}
 	}
 	return names
 }
+
+func byTime(a, b Observation) int { return cmp.Compare(a.ObservedAt, b.ObservedAt) }
 
 // sortByTimeThenLot sorts observations already in time order by parking ID
 // within each fetch time.

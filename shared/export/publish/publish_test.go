@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -671,5 +672,84 @@ func TestCheckURL(t *testing.T) {
 		if err := CheckURL(c.publish, c.store); (err == nil) != c.ok {
 			t.Errorf("CheckURL(%q, %q) = %v, want ok %v", c.publish, c.store, err, c.ok)
 		}
+	}
+}
+
+// A month's file is a function of its observations, wherever the database
+// stores them: lots whose ordinals are past 16 bits (their rows in
+// availability_obs_overflow, migration 0002) give the same bytes as the
+// same lots packed, sorted among the others by time then ID.
+func TestMonthFileOfLotsPast16Bits(t *testing.T) {
+	ctx := context.Background()
+	ids := map[string]bool{}
+	for _, r := range feedtest.SampleAvailability(0)[:200] {
+		ids[r.ID] = true
+	}
+	build := func(high bool) ([]byte, sqlite.ObservationStats) {
+		path := filepath.Join(t.TempDir(), "parking.db")
+		db, err := sqlite.Open(ctx, path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if high {
+			// Every other lot gets an ordinal past 16 bits, as after a
+			// flood of ~65,000 IDs; the others keep packed ones.
+			db.Close()
+			raw, err := sql.Open("sqlite", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, id := range slices.Sorted(maps.Keys(ids)) {
+				n := i + 1
+				if i%2 == 1 {
+					n = 70000 + i
+				}
+				if _, err := raw.ExecContext(ctx, "INSERT INTO lot_ids (n, id) VALUES (?, ?)", n, id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			raw.Close()
+			if db, err = sqlite.Open(ctx, path, sqlite.Options{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e := &env{t: t, db: db}
+		for i := range 3 {
+			e.apply(feed.Availability, october.Add(time.Duration(i)*5*time.Minute), uint64(i))
+		}
+		var buf bytes.Buffer
+		stats, err := WriteMonth(ctx, db, "2026-10", &buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := db.ObservationStats(ctx, time.Date(2026, 10, 1, 0, 0, 0, 0, clock.Taipei), time.Date(2026, 11, 1, 0, 0, 0, 0, clock.Taipei))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stats != want || stats.Rows == 0 {
+			t.Errorf("high ordinals %v: the file holds %+v, the month %+v", high, stats, want)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		var overflow int64
+		if err := raw.QueryRowContext(ctx, "SELECT count(*) FROM availability_obs_overflow").Scan(&overflow); err != nil {
+			t.Fatal(err)
+		}
+		if (overflow > 0) != high || overflow >= stats.Rows {
+			t.Fatalf("high ordinals %v: %d of %d rows in the overflow table", high, overflow, stats.Rows)
+		}
+		return buf.Bytes(), stats
+	}
+	packed, packedStats := build(false)
+	mixed, mixedStats := build(true)
+	if packedStats != mixedStats || !bytes.Equal(packed, mixed) {
+		t.Errorf("the same observations stored in both tables gave another file: %+v, %d bytes; packed %+v, %d bytes",
+			mixedStats, len(mixed), packedStats, len(packed))
 	}
 }
