@@ -88,7 +88,7 @@ func (c *Config) bindConsume(f *cli.Flags) {
 	f.Bool(&c.WaitLock, "wait-lock", "PARKING_WAIT_LOCK", false, "wait as a standby while another loader holds the database, instead of failing")
 	c.bindAllowMassDelete(f)
 	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", "PARKING_SHUTDOWN_TIMEOUT", consume.DefaultShutdownTimeout, "deadline of a graceful stop (keep it under ECS's stopTimeout)")
-	f.Duration(&c.PollWait, "poll-wait", "PARKING_POLL_WAIT", consume.DefaultWait, "long-poll wait of each receive (at most 20s on SQS)")
+	f.Duration(&c.PollWait, "poll-wait", "PARKING_POLL_WAIT", consume.DefaultWait, "long-poll wait of each receive (at most "+queue.MaxWait.String()+" on SQS)")
 	f.Duration(&c.Visibility, "visibility", "PARKING_VISIBILITY", consume.DefaultVisibility, "visibility timeout of received messages (extended while work is in flight)")
 	f.Duration(&c.Reconcile, "reconcile", "PARKING_RECONCILE", 0, "on start, apply stored snapshots of this recent window missing from the ledger (0: off)")
 	f.String(&c.LatestJSON, "latest-json", "PARKING_LATEST_JSON", "./data/availability.json", "latest-availability JSON written after each availability apply (empty: off)")

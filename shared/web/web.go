@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/ops/metrics"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/web/livemap"
@@ -86,7 +87,7 @@ func New(cfg Config) *Server {
 		cfg.Metrics = metrics.New(cfg.Now)
 	}
 	if cfg.LiveWithin <= 0 {
-		cfg.LiveWithin = LiveWindow(20 * time.Second)
+		cfg.LiveWithin = LiveWindow(consume.DefaultWait)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	s.srv = &http.Server{

@@ -34,11 +34,13 @@ import (
 const (
 	// DefaultMaxMessages is also the most SQS returns per receive.
 	DefaultMaxMessages = 10
-	// DefaultWait is also the longest long poll SQS allows.
-	DefaultWait        = 20 * time.Second
+	// DefaultWait is the longest long poll the queues allow (SQS's).
+	DefaultWait        = queue.MaxWait
 	DefaultVisibility  = 2 * time.Minute
 	DefaultConcurrency = 4
-	// DefaultShutdownTimeout stays under ECS's 30s stopTimeout.
+	// DefaultShutdownTimeout stays under ECS's default stopTimeout (30 s).
+	// The stack gives the loader 120 s: the final publication gets as long
+	// again after the loop stops (deploy/parking.yaml).
 	DefaultShutdownTimeout = 25 * time.Second
 )
 
