@@ -18,6 +18,7 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/internal/tmpfs"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/ops/metrics"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/sqlitequeue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/sqsqueue"
@@ -96,12 +97,14 @@ func testDatabaseOutage(t *testing.T, backend string) {
 	firstFailure := make(chan error, 1)
 	var failures, recoveries atomic.Int32
 	logs := &logtest.Buffer{}
+	reg := metrics.New(clk.Now)
 	done := make(chan error, 1)
 	go func() {
 		done <- consume.Run(ctx, consume.Config{
 			Queue: rec, Store: st, DB: db, Clock: clk, Drain: true, Visibility: 2 * time.Minute,
 			Logger: slog.New(slog.NewJSONHandler(logs, nil)),
 			OnEvent: func(ev consume.Event) {
+				reg.Observe(ev)
 				switch ev.Kind {
 				case consume.DatabaseFailing:
 					if failures.Add(1) == 1 {
@@ -119,6 +122,9 @@ func testDatabaseOutage(t *testing.T, backend string) {
 	case err := <-firstFailure:
 		if !strings.Contains(err.Error(), "full") {
 			t.Errorf("the database failure does not say the disk is full: %v", err)
+		}
+		if g := databaseFailingGauge(t, reg); g != "1" {
+			t.Errorf("parking_database_failing %s during the outage, want 1", g)
 		}
 	case err := <-done:
 		t.Fatalf("the loop ended (%v) before the database failed; log:\n%s", err, logs)
@@ -174,6 +180,9 @@ func testDatabaseOutage(t *testing.T, backend string) {
 	if recoveries.Load() != 1 {
 		t.Fatalf("%d recoveries reported, want 1", recoveries.Load())
 	}
+	if g := databaseFailingGauge(t, reg); g != "0" {
+		t.Errorf("parking_database_failing %s after the recovery, want 0", g)
+	}
 	log := logs.String()
 	if n := strings.Count(log, `"level":"ERROR"`); n != 1 || !strings.Contains(log, "the database is failing") {
 		t.Errorf("%d ERROR lines for one outage, want 1 saying the database is failing:\n%s", n, log)
@@ -221,6 +230,22 @@ func (r *receiveRecorder) summary() (maxCount, during int) {
 		maxCount = max(maxCount, n)
 	}
 	return maxCount, r.during
+}
+
+// databaseFailingGauge is the value of parking_database_failing on /metrics.
+func databaseFailingGauge(t *testing.T, reg *metrics.Registry) string {
+	t.Helper()
+	var b strings.Builder
+	if err := reg.WritePrometheus(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(b.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, "parking_database_failing "); ok {
+			return v
+		}
+	}
+	t.Fatalf("no parking_database_failing in\n%s", b.String())
+	return ""
 }
 
 // guard bounds how long a test waits for something the loop must do at

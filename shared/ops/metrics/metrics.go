@@ -46,6 +46,8 @@ type Registry struct {
 	pending map[feed.Dataset]*emfCounts
 	// publish holds the publication metrics (publish.go).
 	publish publishMetrics
+	// database is whether the database fails (database.go).
+	database databaseHealth
 }
 
 type snapshotKey struct {
@@ -103,6 +105,10 @@ func (r *Registry) Observe(ev consume.Event) {
 		r.storeRead.observe(ev.Duration.Seconds())
 	case consume.Committed:
 		r.commit.observe(ev.Duration.Seconds())
+	case consume.DatabaseFailing:
+		r.database.fail()
+	case consume.DatabaseRecovered:
+		r.database.recover()
 	case consume.Applied:
 		if ev.Result == nil {
 			return
@@ -212,6 +218,7 @@ func (r *Registry) WritePrometheus(w io.Writer) error {
 	for _, d := range sortedDatasets(r.lastApplied) {
 		fmt.Fprintf(&b, "parking_seconds_since_last_apply{dataset=%q} %s\n", d, formatFloat(max(now.Sub(r.lastApplied[d]).Seconds(), 0)))
 	}
+	r.database.writePrometheus(&b)
 	r.publish.writePrometheus(&b, now)
 	_, err := io.WriteString(w, b.String())
 	return err

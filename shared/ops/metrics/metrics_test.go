@@ -177,6 +177,7 @@ type emfLine struct {
 	} `json:"_aws"`
 }
 
+// parseEMF checks the datasets' EMF lines of out and returns them.
 func parseEMF(t *testing.T, out string) []map[string]any {
 	t.Helper()
 	var docs []map[string]any
@@ -189,6 +190,9 @@ func parseEMF(t *testing.T, out string) []map[string]any {
 		var doc map[string]any
 		_ = json.Unmarshal(sc.Bytes(), &doc)
 		cw := shape.AWS.CloudWatchMetrics
+		if len(cw) == 1 && reflect.DeepEqual(cw[0].Dimensions, [][]string{{}}) {
+			continue // the loader's own lines (database, publication): their tests read them
+		}
 		if shape.AWS.Timestamp == 0 || len(cw) != 1 || cw[0].Namespace != "ParkingNewTaipei" ||
 			!reflect.DeepEqual(cw[0].Dimensions, [][]string{{"Dataset"}}) {
 			t.Fatalf("bad _aws block: %s", sc.Text())
