@@ -1,8 +1,11 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,8 +23,11 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/extract"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/ops/metrics"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue/sqsqueue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store/s3store"
 )
 
@@ -106,6 +112,74 @@ func run(t *testing.T, bin string, env []string, args ...string) (code int, stdo
 	return clitest.Run(t, cmd)
 }
 
+// emfReaches reports whether an EMF line in logs reaches the stack's alarm: the alarm's namespace and
+// metric, its whole dimension set (CloudWatch matches a metric by all of its dimensions) with its
+// values, its unit if it names one, and a value that crosses its threshold. The alarm's statistic
+// must make one such line enough (Sum or Maximum over its period).
+func emfReaches(t *testing.T, alarmName, logs string) bool {
+	t.Helper()
+	alarm, err := template(t).GetCloudWatchAlarmWithName(alarmName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := deref(alarm.Statistic); st != "Sum" && st != "Maximum" {
+		t.Fatalf("%s: statistic %s: one line crossing the threshold would not be enough", alarmName, st)
+	}
+	crosses := func(v float64) bool {
+		switch th := deref(alarm.Threshold); alarm.ComparisonOperator {
+		case "GreaterThanOrEqualToThreshold":
+			return v >= th
+		case "GreaterThanThreshold":
+			return v > th
+		}
+		t.Fatalf("%s: comparison %s: not an alarm on something happening", alarmName, alarm.ComparisonOperator)
+		return false
+	}
+	var alarmDims []string
+	want := map[string]string{}
+	for _, d := range alarm.Dimensions {
+		alarmDims = append(alarmDims, d.Name)
+		want[d.Name] = d.Value
+	}
+	slices.Sort(alarmDims)
+	for _, line := range strings.Split(logs, "\n") {
+		var doc map[string]any
+		if json.Unmarshal([]byte(line), &doc) != nil || doc["_aws"] == nil {
+			continue
+		}
+		var meta struct {
+			CloudWatchMetrics []struct {
+				Namespace  string
+				Dimensions [][]string
+				Metrics    []struct{ Name, Unit string }
+			}
+		}
+		raw, _ := json.Marshal(doc["_aws"])
+		if err := json.Unmarshal(raw, &meta); err != nil {
+			t.Fatalf("EMF line %s: %v", line, err)
+		}
+		for _, d := range meta.CloudWatchMetrics {
+			for _, dims := range d.Dimensions {
+				dims = slices.Sorted(slices.Values(dims))
+				if d.Namespace != deref(alarm.Namespace) || !slices.Equal(dims, alarmDims) {
+					continue
+				}
+				for _, m := range d.Metrics {
+					v, isNumber := doc[m.Name].(float64)
+					ok := isNumber && m.Name == deref(alarm.MetricName) && (alarm.Unit == nil || *alarm.Unit == m.Unit) && crosses(v)
+					for name, value := range want {
+						ok = ok && doc[name] == value
+					}
+					if ok {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
+}
+
 // TestRefusedLotsSnapshotOnTheStack (issue 13, item 11) runs the loader as the stack runs it (the task
 // definition's environment, S3 and SQS) on a lots snapshot that removes nearly every lot, fetched when
 // the 02:00 schedule's task really fetches (a minute and more after 02:00: the Fargate task starts
@@ -158,56 +232,9 @@ func TestRefusedLotsSnapshotOnTheStack(t *testing.T) {
 		t.Fatalf("%d active lots after the refusal, want every lot of the first list", active)
 	}
 
-	// The alarm watches exactly what the loader wrote: namespace, metric, the whole dimension set
-	// (CloudWatch matches a metric by all of its dimensions), a value that reaches the threshold.
-	alarm, err := template(t).GetCloudWatchAlarmWithName("LotsSnapshotRefusedAlarm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var alarmDims []string
-	want := map[string]string{}
-	for _, d := range alarm.Dimensions {
-		alarmDims = append(alarmDims, d.Name)
-		want[d.Name] = d.Value
-	}
-	slices.Sort(alarmDims)
-	matched := false
-	for _, line := range strings.Split(stderr, "\n") {
-		var doc map[string]any
-		if json.Unmarshal([]byte(line), &doc) != nil || doc["_aws"] == nil {
-			continue
-		}
-		var meta struct {
-			CloudWatchMetrics []struct {
-				Namespace  string
-				Dimensions [][]string
-				Metrics    []struct{ Name, Unit string }
-			}
-		}
-		raw, _ := json.Marshal(doc["_aws"])
-		if err := json.Unmarshal(raw, &meta); err != nil {
-			t.Fatalf("EMF line %s: %v", line, err)
-		}
-		for _, d := range meta.CloudWatchMetrics {
-			for _, dims := range d.Dimensions {
-				dims = slices.Sorted(slices.Values(dims))
-				if d.Namespace != deref(alarm.Namespace) || !slices.Equal(dims, alarmDims) {
-					continue
-				}
-				for _, m := range d.Metrics {
-					v, _ := doc[m.Name].(float64)
-					ok := m.Name == deref(alarm.MetricName) && (alarm.Unit == nil || *alarm.Unit == m.Unit) && v >= deref(alarm.Threshold)
-					for name, value := range want {
-						ok = ok && doc[name] == value
-					}
-					matched = matched || ok
-				}
-			}
-		}
-	}
-	if !matched || deref(alarm.Statistic) != "Sum" || alarm.ComparisonOperator != "GreaterThanOrEqualToThreshold" {
-		t.Fatalf("no EMF line reaches the alarm %s/%s %v >= %v (%s):\n%s", deref(alarm.Namespace), deref(alarm.MetricName),
-			want, deref(alarm.Threshold), deref(alarm.Statistic), stderr)
+	// The alarm watches exactly what the loader wrote.
+	if !emfReaches(t, "LotsSnapshotRefusedAlarm", stderr) {
+		t.Fatalf("no EMF line reaches the alarm LotsSnapshotRefusedAlarm:\n%s", stderr)
 	}
 
 	// `loader stats` on the stack (the service stopped) shows the fetch time in Taipei time.
@@ -246,4 +273,131 @@ func countDuplicates(rows []feed.LotRow) int {
 		seen[r.ID] = true
 	}
 	return n
+}
+
+// TestRefusedAvailabilitySnapshotsOnTheStack runs the loader as the stack runs it on the three kinds of
+// availability refusal: a flood of lot IDs neither feed had, a snapshot without a single value, and one
+// fetched a year after S3 wrote it. Each must reach the stack's availability alarm (and not the lots
+// one), `loader stats` must list them with the fetch time the runbook asks for, and the runbook's
+// override, as written in both languages, must apply the flood and nothing else: the other two have no
+// override.
+func TestRefusedAvailabilitySnapshotsOnTheStack(t *testing.T) {
+	ctx := context.Background()
+	s3c, bucket := awstest.S3(t)
+	q := awstest.NewQueue(t, awstest.QueueOptions{VisibilityTimeout: 2 * time.Minute})
+	awstest.Setenv(t)
+	efs := t.TempDir()
+	env := stackEnv(t, efs, bucket, q.URL)
+	progs := clitest.Build(t, moduleRoot(t))
+	loader := progs["loader"].Path
+
+	st := s3store.New(s3c, bucket, paramDefault(t, "SnapshotPrefix"))
+	sq, err := sqsqueue.Open(ctx, q.URL, sqsqueue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sq.Close()
+	live := feedtest.SampleAvailability(1)
+	flood := slices.Clone(live)
+	for i := range snapshot.MaxNewLotIDs + 1 {
+		flood = append(flood, feed.AvailabilityRow{ID: fmt.Sprintf("X%06d", i), AvailableCar: "3"})
+	}
+	empty := slices.Clone(live)
+	for i := range empty {
+		empty[i].AvailableCar = ""
+	}
+	// The runbook's example day, so that its command is run exactly as written.
+	day := time.Date(2026, 11, 26, 0, 0, 0, 0, clock.Taipei)
+	for _, s := range []struct {
+		at   time.Time
+		rows []feed.AvailabilityRow
+	}{
+		{day.Add(10 * time.Hour), live},
+		{day.Add(10*time.Hour + 5*time.Minute), flood},
+		{day.Add(10*time.Hour + 10*time.Minute), empty},
+		{time.Now().AddDate(1, 0, 0).Truncate(time.Second), live}, // stored now: fetched a year ahead of S3's write time
+	} {
+		snap := snapshottest.Snapshot(feed.Availability, s.at, feedtest.AvailabilityJSONPages(s.rows, feedtest.PageCap))
+		res, loc, err := snapshottest.Put(ctx, st, snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := queue.EncodeMessage(extract.Message(res, loc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sq.Send(ctx, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	code, _, stderr := run(t, loader, env, "serve", "-drain")
+	db := filepath.Join(efs, "parking.db")
+	if code != 0 || dbtest.Count(t, db, "snapshots", "outcome = 'refused' AND dataset = 'availability'") != 3 ||
+		dbtest.Count(t, db, "snapshots", "outcome = 'applied'") != 1 {
+		t.Fatalf("loader serve -drain: exit %d, want 0 with one applied and three refused snapshots\n%s", code, stderr)
+	}
+	if !emfReaches(t, "AvailabilitySnapshotRefusedAlarm", stderr) {
+		t.Fatalf("no EMF line reaches the alarm AvailabilitySnapshotRefusedAlarm:\n%s", stderr)
+	}
+	if emfReaches(t, "LotsSnapshotRefusedAlarm", stderr) {
+		t.Fatalf("availability refusals reach the lots alarm:\n%s", stderr)
+	}
+
+	code, stdout, stderr := run(t, loader, env, "stats")
+	for _, want := range []string{"Refused snapshots: 3 (availability 3)", "fetched 2026-11-26T10:05:00.000+08:00",
+		"would add 5001 lot IDs", "no row has a value for AVAILABLECAR", "after the store wrote it"} {
+		if code != 0 || !strings.Contains(stdout, want) {
+			t.Fatalf("loader stats: exit %d, no %q\n%s\n%s", code, want, stdout, stderr)
+		}
+	}
+
+	// The runbook's override, as written, in both languages: the flood is applied, the other two stay refused.
+	taskDef, en := runbookCommand(t, "OPERATIONS.md", "A refused availability snapshot")
+	zhTaskDef, zh := runbookCommand(t, "OPERATIONS.zh-TW.md", "即時車位快照被拒絕")
+	if taskDef != "LoaderTaskDefinitionArn" || zhTaskDef != taskDef || !slices.Equal(en, zh) {
+		t.Fatalf("the runbooks differ or do not run the loader's task definition: %s %q, %s %q", taskDef, en, zhTaskDef, zh)
+	}
+	code, stdout, stderr = run(t, loader, env, en...)
+	if code != 0 {
+		t.Fatalf("loader %s: exit %d\n%s\n%s", strings.Join(en, " "), code, stdout, stderr)
+	}
+	if got := dbtest.Count(t, db, "snapshots", "outcome = 'applied'"); got != 2 {
+		t.Fatalf("after the runbook's override (loader %s): %d applied snapshots, want 2 (the flood applied)\n%s\n%s",
+			strings.Join(en, " "), got, stdout, stderr)
+	}
+	if got := dbtest.Count(t, db, "snapshots", "outcome = 'refused'"); got != 2 {
+		t.Fatalf("after the override: %d refused snapshots, want 2 (no override for no values or a future fetch time)", got)
+	}
+}
+
+// TestDatabaseFailingAlarmWatchesTheLoadersMetric: the stack's alarm on a failing database watches the
+// line the loader's metrics write every minute (shared/ops/metrics, fed by the consume loop's events;
+// reliability/outage_test.go drives them with a real full disk): reached while the database fails, not
+// while it works.
+func TestDatabaseFailingAlarmWatchesTheLoadersMetric(t *testing.T) {
+	reg := metrics.New(nil)
+	var healthy, failing bytes.Buffer
+	if err := reg.WriteEMF(&healthy, true); err != nil {
+		t.Fatal(err)
+	}
+	reg.Observe(consume.Event{Kind: consume.DatabaseFailing, N: 10, Err: errors.New("database or disk is full")})
+	if err := reg.WriteEMF(&failing, true); err != nil {
+		t.Fatal(err)
+	}
+	if emfReaches(t, "DatabaseFailingAlarm", healthy.String()) {
+		t.Errorf("a working database reaches the alarm:\n%s", healthy.String())
+	}
+	if !emfReaches(t, "DatabaseFailingAlarm", failing.String()) {
+		t.Errorf("a failing database does not reach the alarm:\n%s", failing.String())
+	}
+	alarm, err := template(t).GetCloudWatchAlarmWithName("DatabaseFailingAlarm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A loader that writes nothing is the "loader not running" alarm's, not this one's.
+	if deref(alarm.Statistic) != "Maximum" || deref(alarm.Period) != 60 || deref(alarm.TreatMissingData) != "notBreaching" {
+		t.Errorf("alarm: %s over %d s, missing data %s; want the Maximum of the minute's line, missing data not breaching",
+			deref(alarm.Statistic), deref(alarm.Period), deref(alarm.TreatMissingData))
+	}
 }

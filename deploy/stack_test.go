@@ -78,7 +78,12 @@ func TestVersioningOnByDefaultWithLifecycles(t *testing.T) {
 		if r.ExpirationInDays != nil {
 			does = append(does, fmt.Sprintf("expire %d", *r.ExpirationInDays))
 		}
-		rules[subString(deref(r.Prefix))] = strings.Join(does, ", ")
+		// Rules with the same prefix add up (the publication's incomplete uploads have a rule of their own).
+		if prefix := subString(deref(r.Prefix)); len(does) > 0 && rules[prefix] != "" {
+			rules[prefix] += ", " + strings.Join(does, ", ")
+		} else if len(does) > 0 {
+			rules[prefix] = strings.Join(does, ", ")
+		}
 	}
 	want := map[string]string{
 		"${PublishPrefix}/":       "noncurrent 1",

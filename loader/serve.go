@@ -195,7 +195,7 @@ func (l *loader) observe(ctx context.Context, logOut io.Writer) (consume.Config,
 		cancelEMF()
 		<-emfDone
 		if srv != nil {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), web.ShutdownGrace)
 			defer cancel()
 			if err := srv.Shutdown(sctx); err != nil {
 				l.log.Warn("http server did not stop cleanly", "err", err)

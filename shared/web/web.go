@@ -61,6 +61,10 @@ func LiveWindow(pollWait time.Duration) time.Duration {
 	return 2*pollWait + 30*time.Second
 }
 
+// ShutdownGrace is how long a stop gives requests in flight (Shutdown's
+// context): they are short reads, and the stop has a deadline.
+const ShutdownGrace = 5 * time.Second
+
 // Server serves the endpoints. Start it after the database is open.
 type Server struct {
 	cfg   Config
