@@ -71,8 +71,8 @@ func (db *DB) Read(ctx context.Context, fn func(r *DB) error) (err error) {
 // ErrNotFound: no lot has that ID.
 var ErrNotFound = errors.New("not found")
 
-// Lot is one parking lot as the read API shows it: the original's columns,
-// its position, and its newest live value.
+// Lot is one parking lot as the read API and the exports show it: the
+// original's columns, its position, and its newest live value.
 type Lot struct {
 	ID, Area, Name, Type, Summary, Address, Tel, PayEx, ServiceTime string
 	TotalCar, TotalMotor, TotalBike                                 int64
@@ -98,6 +98,21 @@ const readLotColumns = `p.id, p.area, p.name, p.type, p.summary, p.address, p.te
 	a.available_car, a.raw, a.observed_at
 	FROM parking_lots p LEFT JOIN availability_latest a ON a.parking_id = p.id`
 
+// LiveValue is the lot's newest live value and its time, nil when unknown
+// (-9) or, for the time, when the lot was never in the live feed: the
+// nullable fields of the exports and the read API.
+func (l Lot) LiveValue() (availableCar *int64, observedAt *string) {
+	if l.HasAvailable {
+		v := l.AvailableCar
+		availableCar = &v
+	}
+	if l.ObservedAt != "" {
+		at := l.ObservedAt
+		observedAt = &at
+	}
+	return availableCar, observedAt
+}
+
 func scanLot(sc interface{ Scan(...any) error }) (Lot, error) {
 	var l Lot
 	var lon, lat sql.NullFloat64
@@ -118,24 +133,29 @@ func scanLot(sc interface{ Scan(...any) error }) (Lot, error) {
 // newest live values: the markers of the map. Bounded by the lots table
 // (about 1,400 rows).
 func (db *DB) MapLots(ctx context.Context) ([]Lot, error) {
+	return db.lots(ctx, "map lots", "p.deleted_at IS NULL AND p.lon IS NOT NULL AND p.lat IS NOT NULL")
+}
+
+// lots returns the lots that where selects, by ID, with their newest live
+// values; what names the read in errors.
+func (db *DB) lots(ctx context.Context, what, where string) ([]Lot, error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	rows, err := db.conn.QueryContext(ctx, "SELECT "+readLotColumns+
-		" WHERE p.deleted_at IS NULL AND p.lon IS NOT NULL AND p.lat IS NOT NULL ORDER BY p.id")
+	rows, err := db.conn.QueryContext(ctx, "SELECT "+readLotColumns+" WHERE "+where+" ORDER BY p.id")
 	if err != nil {
-		return nil, fmt.Errorf("map lots: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []Lot
 	for rows.Next() {
 		l, err := scanLot(rows)
 		if err != nil {
-			return nil, fmt.Errorf("map lots: %w", err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		out = append(out, l)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("map lots: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return out, nil
 }

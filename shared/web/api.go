@@ -118,14 +118,7 @@ func propertiesOf(l sqlite.Lot) lotProperties {
 	p := lotProperties{ID: l.ID, Name: l.Name, Area: l.Area, Type: l.Type, Summary: l.Summary, Address: l.Address,
 		Tel: l.Tel, PayEx: l.PayEx, ServiceTime: l.ServiceTime,
 		TotalCar: l.TotalCar, TotalMotor: l.TotalMotor, TotalBike: l.TotalBike}
-	if l.HasAvailable {
-		v := l.AvailableCar
-		p.AvailableCar = &v
-	}
-	if l.ObservedAt != "" {
-		at := l.ObservedAt
-		p.ObservedAt = &at
-	}
+	p.AvailableCar, p.ObservedAt = l.LiveValue()
 	return p
 }
 
