@@ -44,6 +44,7 @@ import (
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/atomicfile"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/ctxio"
 )
 
 // RestoreOptions configure Restore.
@@ -374,7 +375,7 @@ func copyFile(ctx context.Context, from, to string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := io.Copy(out, ctxReader{ctx, in})
+	n, err := io.Copy(out, ctxio.Reader(ctx, in))
 	if err != nil {
 		out.Close()
 		return n, fmt.Errorf("copy %s: %w", from, err)
@@ -384,19 +385,6 @@ func copyFile(ctx context.Context, from, to string) (int64, error) {
 		return n, err
 	}
 	return n, out.Close()
-}
-
-// ctxReader stops a long copy (gigabytes on EFS) when the command is stopped.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // checkCopy checks the copy and leaves it a rollback-journal database with

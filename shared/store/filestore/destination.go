@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 
+	"github.com/parking-newtaipei/parking-newtaipei/shared/ctxio"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
 )
@@ -105,7 +106,7 @@ func copyTemp(ctx context.Context, root *os.Root, dir string, r io.Reader) (stri
 		}
 		return "", err
 	}
-	if _, err := io.Copy(f, ctxReader{ctx, r}); err != nil {
+	if _, err := io.Copy(f, ctxio.Reader(ctx, r)); err != nil {
 		return fail(fmt.Errorf("write temp file %s: %w", tmp, err))
 	}
 	if err := f.Sync(); err != nil {
@@ -118,17 +119,4 @@ func copyTemp(ctx context.Context, root *os.Root, dir string, r io.Reader) (stri
 		return "", fmt.Errorf("close temp file %s: %w", tmp, err)
 	}
 	return tmp, nil
-}
-
-// ctxReader stops a long copy when its context ends (a stop's deadline).
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
