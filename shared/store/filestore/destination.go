@@ -51,33 +51,47 @@ func (s *Store) PutObject(ctx context.Context, key string, body io.ReadSeeker, o
 		return err
 	}
 	defer root.Close()
-	dir := path.Dir(key)
-	if err := root.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("publish %s: create directory: %w", key, classify(err))
-	}
-	tmp, err := copyTemp(ctx, root, dir, body)
-	if err != nil {
-		return fmt.Errorf("publish %s: %w", key, err)
-	}
-	if opts.IfAbsent {
-		err = root.Link(tmp, key)
-		// The temp name is only a second link to the data (or to data that
-		// lost to an existing file); it goes either way.
-		if rerr := root.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-			return fmt.Errorf("publish %s: remove temp file %s: %w", key, tmp, rerr)
-		}
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("publish %s: %w", key, store.ErrExists)
-		}
-	} else if err = root.Rename(tmp, key); err != nil {
-		root.Remove(tmp)
+	err = install(ctx, root, key, body, opts.IfAbsent)
+	if opts.IfAbsent && errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("publish %s: %w", key, store.ErrExists)
 	}
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", key, classify(err))
 	}
+	return nil
+}
+
+// install writes r to a temp file in the directory of name (made if need
+// be), fsynced, and puts it at name: renamed over what is there or, with
+// noReplace, hard-linked, which fails with fs.ErrExist when name exists.
+// The temp name is gone either way. Then each directory from name's up to
+// the root is fsynced, so the new name, and any directory made for it,
+// survives a crash. Put, PutObject and WriteState all replace files so.
+func install(ctx context.Context, root *os.Root, name string, r io.Reader, noReplace bool) error {
+	dir := path.Dir(name)
+	if err := root.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create directory: %w", classify(err))
+	}
+	tmp, err := copyTemp(ctx, root, dir, r)
+	if err != nil {
+		return err
+	}
+	if noReplace {
+		err = root.Link(tmp, name)
+		// The temp name is only a second link to the data (or to data that
+		// lost to an existing file); it goes either way.
+		if rerr := root.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			return fmt.Errorf("remove temp file %s: %w", tmp, rerr)
+		}
+	} else if err = root.Rename(tmp, name); err != nil {
+		root.Remove(tmp)
+	}
+	if err != nil {
+		return err
+	}
 	for d := dir; ; d = path.Dir(d) {
 		if err := syncDir(root, d); err != nil {
-			return fmt.Errorf("publish %s: %w", key, err)
+			return err
 		}
 		if d == "." {
 			return nil
@@ -87,8 +101,7 @@ func (s *Store) PutObject(ctx context.Context, key string, body io.ReadSeeker, o
 
 // copyTemp copies r into a new temp file in dir, fsyncs and closes it, and
 // returns its name; on error nothing is left behind. It streams, since a
-// published database copy can be gigabytes (writeTemp hands it a snapshot's
-// bytes).
+// published database copy can be gigabytes.
 func copyTemp(ctx context.Context, root *os.Root, dir string, r io.Reader) (string, error) {
 	var rnd [8]byte
 	rand.Read(rnd[:]) // never fails (crypto/rand documents it)
