@@ -233,6 +233,9 @@ const (
 	shmDMS = 128
 )
 
+// errHeld: a lockRange found the range locked by someone else.
+var errHeld = errors.New("locked by another process")
+
 // holdDatabase locks dest as SQLite would see it: exclusively, against
 // every connection of any process. A database that does not exist has
 // nothing to lock: no loader can create it meanwhile, since a loader creates

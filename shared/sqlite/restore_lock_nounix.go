@@ -7,9 +7,6 @@ import (
 	"os"
 )
 
-// errHeld: the range is locked by someone else.
-var errHeld = errors.New("locked by another process")
-
 // lockRange: restore takes SQLite's lock bytes with fcntl, which only unix
 // has; elsewhere it refuses rather than replace a file it cannot lock.
 func lockRange(*os.File, bool, int64, int64) error {
