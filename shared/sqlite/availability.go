@@ -39,15 +39,8 @@ func (a *applier) applyAvailability(ctx context.Context, x snapshot.Input, r *sn
 	q.Availability = aq
 	obs := observations(x.Availability, &q)
 	r.Quality = q
-	if len(obs) == 0 {
-		r.Outcome, r.Reason = snapshot.Refused, "no availability rows"
-		return nil
-	}
-	if missing := feed.MissingAvailabilityColumns(x.Availability); len(missing) > 0 {
-		// Applied, it would turn every lot's latest value into an empty unknown.
-		r.Outcome = snapshot.Refused
-		r.Reason = fmt.Sprintf("no row has a value for %s: not the live feed (another dataset's rows, or a broken answer)",
-			strings.Join(missing, ", "))
+	if reason := shapeRefusal(feed.Availability, len(obs), feed.MissingAvailabilityColumns(x.Availability)); reason != "" {
+		r.Outcome, r.Reason = snapshot.Refused, reason
 		return nil
 	}
 

@@ -68,14 +68,8 @@ func (a *applier) applyLots(ctx context.Context, x snapshot.Input, r *snapshot.R
 	}
 	lq.Active = len(snap)
 	r.Quality = q
-	if len(snap) == 0 {
-		r.Outcome, r.Reason = snapshot.Refused, "no lots rows"
-		return nil
-	}
-	if missing := feed.MissingLotColumns(x.Lots); len(missing) > 0 {
-		r.Outcome = snapshot.Refused
-		r.Reason = fmt.Sprintf("no row has a value for %s: not the lots feed (another dataset's rows, or a broken answer)",
-			strings.Join(missing, ", "))
+	if reason := shapeRefusal(feed.Lots, len(snap), feed.MissingLotColumns(x.Lots)); reason != "" {
+		r.Outcome, r.Reason = snapshot.Refused, reason
 		return nil
 	}
 
