@@ -29,15 +29,7 @@ var _ store.Destination = (*Store)(nil)
 // With opts.IfAbsent the temp file is hard-linked instead, which fails when
 // the name exists (store.ErrExists), so such a file is never replaced.
 func (s *Store) PutObject(ctx context.Context, key string, body io.ReadSeeker, opts store.ObjectOptions) error {
-	if err := store.CheckObjectKey(key); err != nil {
-		return fmt.Errorf("publish %s: %w", key, err)
-	}
-	// The snapshot key check lives here, not in store: package store
-	// must not import snapshot, which reads through it.
-	if _, err := snapshot.ParseKey(key); err == nil {
-		return fmt.Errorf("object key %q: %w: a snapshot key is never overwritten", key, store.ErrOutside)
-	}
-	if err := store.CheckObjectOptions(key, opts); err != nil {
+	if err := snapshot.CheckObject(key, opts); err != nil {
 		return fmt.Errorf("publish %s: %w", key, err)
 	}
 	if _, err := body.Seek(0, io.SeekStart); err != nil {

@@ -49,15 +49,7 @@ func (s *Store) PutObject(ctx context.Context, key string, body io.ReadSeeker, o
 
 func (s *Store) putObject(ctx context.Context, key string, body io.ReadSeeker, opts store.ObjectOptions, above, part int64) error {
 	name := "s3://" + s.bucket + "/" + s.root() + key
-	if err := store.CheckObjectKey(key); err != nil {
-		return fmt.Errorf("publish %s: %w", name, err)
-	}
-	// The snapshot key check lives here, not in store: package store
-	// must not import snapshot, which reads through it.
-	if _, err := snapshot.ParseKey(key); err == nil {
-		return fmt.Errorf("object key %q: %w: a snapshot key is never overwritten", key, store.ErrOutside)
-	}
-	if err := store.CheckObjectOptions(key, opts); err != nil {
+	if err := snapshot.CheckObject(key, opts); err != nil {
 		return fmt.Errorf("publish %s: %w", name, err)
 	}
 	size, sum, err := hashBody(body)
