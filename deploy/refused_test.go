@@ -180,36 +180,40 @@ func emfReaches(t *testing.T, alarmName, logs string) bool {
 	return false
 }
 
-// TestRefusedLotsSnapshotOnTheStack (issue 13, item 11) runs the loader as the stack runs it (the task
-// definition's environment, S3 and SQS) on a lots snapshot that removes nearly every lot, fetched when
-// the 02:00 schedule's task really fetches (a minute and more after 02:00: the Fargate task starts
-// first). The refusal must be what the stack's alarm watches, exactly; `loader stats` must show the
-// fetch time the runbook asks for; and the runbook's override, as written in both languages, must
-// then apply the snapshot.
-func TestRefusedLotsSnapshotOnTheStack(t *testing.T) {
-	ctx := context.Background()
+// onTheStack is the loader as the stack runs it: the task definition's environment (stackEnv), the test
+// servers' S3 and SQS, the EFS directory a temp dir. Snapshots are stored and announced as the extractor
+// would.
+type onTheStack struct {
+	env    []string
+	loader string
+	db     string
+	store  *s3store.Store
+	queue  *sqsqueue.Queue
+}
+
+func newOnTheStack(t *testing.T) *onTheStack {
+	t.Helper()
 	s3c, bucket := awstest.S3(t)
 	q := awstest.NewQueue(t, awstest.QueueOptions{VisibilityTimeout: 2 * time.Minute})
 	awstest.Setenv(t)
 	efs := t.TempDir()
-	env := stackEnv(t, efs, bucket, q.URL)
-	progs := clitest.Build(t, moduleRoot(t))
-	loader := progs["loader"].Path
-
-	st := s3store.New(s3c, bucket, paramDefault(t, "SnapshotPrefix"))
-	sq, err := sqsqueue.Open(ctx, q.URL, sqsqueue.Options{})
+	sq, err := sqsqueue.Open(context.Background(), q.URL, sqsqueue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sq.Close()
-	lots := feedtest.SampleLots()
-	// The runbook's example day, so that its command is run exactly as written.
-	day := time.Date(2026, 11, 26, 0, 0, 0, 0, clock.Taipei)
-	for _, s := range []struct {
-		at   time.Time
-		rows int
-	}{{day.Add(-22*time.Hour + 65*time.Second), len(lots)}, {day.Add(2*time.Hour + 80*time.Second), 1}} {
-		res, loc, err := snapshottest.Put(ctx, st, snapshottest.Lots(s.at, lots[:s.rows]))
+	t.Cleanup(func() { sq.Close() })
+	return &onTheStack{
+		env: stackEnv(t, efs, bucket, q.URL), loader: clitest.Build(t, moduleRoot(t))["loader"].Path,
+		db: filepath.Join(efs, "parking.db"), store: s3store.New(s3c, bucket, paramDefault(t, "SnapshotPrefix")), queue: sq,
+	}
+}
+
+// send stores each snapshot and enqueues its message.
+func (s *onTheStack) send(t *testing.T, snaps ...*snapshot.Snapshot) {
+	t.Helper()
+	ctx := context.Background()
+	for _, snap := range snaps {
+		res, loc, err := snapshottest.Put(ctx, s.store, snap)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -217,13 +221,43 @@ func TestRefusedLotsSnapshotOnTheStack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := sq.Send(ctx, body); err != nil {
+		if err := s.queue.Send(ctx, body); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
 
-	code, _, stderr := run(t, loader, env, "serve", "-drain")
-	db := filepath.Join(efs, "parking.db")
+// runbookOverride runs the command of the runbooks' section (English heading, Traditional Chinese
+// heading), which must be the same in both and run the loader's task definition, as the stack runs it.
+func (s *onTheStack) runbookOverride(t *testing.T, heading, zhHeading string) (args []string, stdout, stderr string) {
+	t.Helper()
+	taskDef, en := runbookCommand(t, "OPERATIONS.md", heading)
+	zhTaskDef, zh := runbookCommand(t, "OPERATIONS.zh-TW.md", zhHeading)
+	if taskDef != "LoaderTaskDefinitionArn" || zhTaskDef != taskDef || !slices.Equal(en, zh) {
+		t.Fatalf("the runbooks differ or do not run the loader's task definition: %s %q, %s %q", taskDef, en, zhTaskDef, zh)
+	}
+	code, stdout, stderr := run(t, s.loader, s.env, en...)
+	if code != 0 {
+		t.Fatalf("loader %s: exit %d\n%s\n%s", strings.Join(en, " "), code, stdout, stderr)
+	}
+	return en, stdout, stderr
+}
+
+// TestRefusedLotsSnapshotOnTheStack (issue 13, item 11) runs the loader as the stack runs it (the task
+// definition's environment, S3 and SQS) on a lots snapshot that removes nearly every lot, fetched when
+// the 02:00 schedule's task really fetches (a minute and more after 02:00: the Fargate task starts
+// first). The refusal must be what the stack's alarm watches, exactly; `loader stats` must show the
+// fetch time the runbook asks for; and the runbook's override, as written in both languages, must
+// then apply the snapshot.
+func TestRefusedLotsSnapshotOnTheStack(t *testing.T) {
+	stack := newOnTheStack(t)
+	lots := feedtest.SampleLots()
+	// The runbook's example day, so that its command is run exactly as written.
+	day := time.Date(2026, 11, 26, 0, 0, 0, 0, clock.Taipei)
+	stack.send(t, snapshottest.Lots(day.Add(-22*time.Hour+65*time.Second), lots), snapshottest.Lots(day.Add(2*time.Hour+80*time.Second), lots[:1]))
+
+	code, _, stderr := run(t, stack.loader, stack.env, "serve", "-drain")
+	db := stack.db
 	if code != 0 || dbtest.Count(t, db, "snapshots", "outcome = 'refused'") != 1 {
 		t.Fatalf("loader serve -drain: exit %d, want 0 with one refused snapshot\n%s", code, stderr)
 	}
@@ -238,21 +272,13 @@ func TestRefusedLotsSnapshotOnTheStack(t *testing.T) {
 	}
 
 	// `loader stats` on the stack (the service stopped) shows the fetch time in Taipei time.
-	code, stdout, stderr := run(t, loader, env, "stats")
+	code, stdout, stderr := run(t, stack.loader, stack.env, "stats")
 	if code != 0 || !strings.Contains(stdout, "Refused snapshots: 1 (lots 1)") || !strings.Contains(stdout, "fetched 2026-11-26T02:01:20.000+08:00") {
 		t.Fatalf("loader stats: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 
 	// The runbook's override, as written, in both languages.
-	taskDef, en := runbookCommand(t, "OPERATIONS.md", "A refused lots snapshot")
-	zhTaskDef, zh := runbookCommand(t, "OPERATIONS.zh-TW.md", "停車場清單快照被拒絕")
-	if taskDef != "LoaderTaskDefinitionArn" || zhTaskDef != taskDef || !slices.Equal(en, zh) {
-		t.Fatalf("the runbooks differ or do not run the loader's task definition: %s %q, %s %q", taskDef, en, zhTaskDef, zh)
-	}
-	code, stdout, stderr = run(t, loader, env, en...)
-	if code != 0 {
-		t.Fatalf("loader %s: exit %d\n%s\n%s", strings.Join(en, " "), code, stdout, stderr)
-	}
+	en, stdout, stderr := stack.runbookOverride(t, "A refused lots snapshot", "停車場清單快照被拒絕")
 	if got := dbtest.Count(t, db, "snapshots", "outcome = 'applied'"); got != 2 {
 		t.Fatalf("after the runbook's override (loader %s): %d applied snapshots, want 2 (the refused one applied)\n%s\n%s",
 			strings.Join(en, " "), got, stdout, stderr)
@@ -282,21 +308,7 @@ func countDuplicates(rows []feed.LotRow) int {
 // override, as written in both languages, must apply the flood and nothing else: the other two have no
 // override.
 func TestRefusedAvailabilitySnapshotsOnTheStack(t *testing.T) {
-	ctx := context.Background()
-	s3c, bucket := awstest.S3(t)
-	q := awstest.NewQueue(t, awstest.QueueOptions{VisibilityTimeout: 2 * time.Minute})
-	awstest.Setenv(t)
-	efs := t.TempDir()
-	env := stackEnv(t, efs, bucket, q.URL)
-	progs := clitest.Build(t, moduleRoot(t))
-	loader := progs["loader"].Path
-
-	st := s3store.New(s3c, bucket, paramDefault(t, "SnapshotPrefix"))
-	sq, err := sqsqueue.Open(ctx, q.URL, sqsqueue.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sq.Close()
+	stack := newOnTheStack(t)
 	live := feedtest.SampleAvailability(1)
 	flood := slices.Clone(live)
 	for i := range snapshot.MaxNewLotIDs + 1 {
@@ -308,31 +320,15 @@ func TestRefusedAvailabilitySnapshotsOnTheStack(t *testing.T) {
 	}
 	// The runbook's example day, so that its command is run exactly as written.
 	day := time.Date(2026, 11, 26, 0, 0, 0, 0, clock.Taipei)
-	for _, s := range []struct {
-		at   time.Time
-		rows []feed.AvailabilityRow
-	}{
-		{day.Add(10 * time.Hour), live},
-		{day.Add(10*time.Hour + 5*time.Minute), flood},
-		{day.Add(10*time.Hour + 10*time.Minute), empty},
-		{time.Now().AddDate(1, 0, 0).Truncate(time.Second), live}, // stored now: fetched a year ahead of S3's write time
-	} {
-		snap := snapshottest.Snapshot(feed.Availability, s.at, feedtest.AvailabilityJSONPages(s.rows, feedtest.PageCap))
-		res, loc, err := snapshottest.Put(ctx, st, snap)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := queue.EncodeMessage(extract.Message(res, loc))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := sq.Send(ctx, body); err != nil {
-			t.Fatal(err)
-		}
+	page := func(at time.Time, rows []feed.AvailabilityRow) *snapshot.Snapshot {
+		return snapshottest.Snapshot(feed.Availability, at, feedtest.AvailabilityJSONPages(rows, feedtest.PageCap))
 	}
+	stack.send(t, page(day.Add(10*time.Hour), live), page(day.Add(10*time.Hour+5*time.Minute), flood),
+		page(day.Add(10*time.Hour+10*time.Minute), empty),
+		page(time.Now().AddDate(1, 0, 0).Truncate(time.Second), live)) // stored now: fetched a year ahead of S3's write time
 
-	code, _, stderr := run(t, loader, env, "serve", "-drain")
-	db := filepath.Join(efs, "parking.db")
+	code, _, stderr := run(t, stack.loader, stack.env, "serve", "-drain")
+	db := stack.db
 	if code != 0 || dbtest.Count(t, db, "snapshots", "outcome = 'refused' AND dataset = 'availability'") != 3 ||
 		dbtest.Count(t, db, "snapshots", "outcome = 'applied'") != 1 {
 		t.Fatalf("loader serve -drain: exit %d, want 0 with one applied and three refused snapshots\n%s", code, stderr)
@@ -344,7 +340,7 @@ func TestRefusedAvailabilitySnapshotsOnTheStack(t *testing.T) {
 		t.Fatalf("availability refusals reach the lots alarm:\n%s", stderr)
 	}
 
-	code, stdout, stderr := run(t, loader, env, "stats")
+	code, stdout, stderr := run(t, stack.loader, stack.env, "stats")
 	for _, want := range []string{"Refused snapshots: 3 (availability 3)", "fetched 2026-11-26T10:05:00.000+08:00",
 		"would add 5001 lot IDs", "no row has a value for AVAILABLECAR", "after the store wrote it"} {
 		if code != 0 || !strings.Contains(stdout, want) {
@@ -353,15 +349,7 @@ func TestRefusedAvailabilitySnapshotsOnTheStack(t *testing.T) {
 	}
 
 	// The runbook's override, as written, in both languages: the flood is applied, the other two stay refused.
-	taskDef, en := runbookCommand(t, "OPERATIONS.md", "A refused availability snapshot")
-	zhTaskDef, zh := runbookCommand(t, "OPERATIONS.zh-TW.md", "即時車位快照被拒絕")
-	if taskDef != "LoaderTaskDefinitionArn" || zhTaskDef != taskDef || !slices.Equal(en, zh) {
-		t.Fatalf("the runbooks differ or do not run the loader's task definition: %s %q, %s %q", taskDef, en, zhTaskDef, zh)
-	}
-	code, stdout, stderr = run(t, loader, env, en...)
-	if code != 0 {
-		t.Fatalf("loader %s: exit %d\n%s\n%s", strings.Join(en, " "), code, stdout, stderr)
-	}
+	en, stdout, stderr := stack.runbookOverride(t, "A refused availability snapshot", "即時車位快照被拒絕")
 	if got := dbtest.Count(t, db, "snapshots", "outcome = 'applied'"); got != 2 {
 		t.Fatalf("after the runbook's override (loader %s): %d applied snapshots, want 2 (the flood applied)\n%s\n%s",
 			strings.Join(en, " "), got, stdout, stderr)

@@ -161,6 +161,31 @@ func (pr *proc) waitFor(t *testing.T, s string) string {
 	}
 }
 
+// serve starts `loader serve`, checks it chose the locking mode the test
+// set (PARKING_DB_LOCKING in p.extra), and returns once it has started,
+// holding the database.
+func (p *pipeline) serve(t *testing.T, mode string) *proc {
+	t.Helper()
+	pr := p.start("loader", "serve")
+	if line := pr.waitFor(t, "database locking mode"); !strings.Contains(line, `"locking":"`+mode+`"`) {
+		t.Fatalf("the loader is not in %s mode: %s", mode, line)
+	}
+	pr.waitFor(t, "loader started")
+	return pr
+}
+
+// stop ends a process gracefully (SIGTERM) and fails the test unless it
+// exits 0.
+func (pr *proc) stop(t *testing.T) {
+	t.Helper()
+	if err := pr.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := pr.wait(); code != 0 {
+		t.Fatalf("exit %d after SIGTERM, want 0", code)
+	}
+}
+
 func (pr *proc) wait() int {
 	for range pr.lines {
 	}

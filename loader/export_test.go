@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -27,11 +26,7 @@ func testExportBesideARunningLoader(t *testing.T, mode string) {
 	p.mustRun(0, "loader", "serve", "-drain")
 	alone := p.mustRun(0, "loader", "export", "-format", "json").stdout
 
-	running := p.start("loader", "serve")
-	if line := running.waitFor(t, "database locking mode"); !strings.Contains(line, `"locking":"`+mode+`"`) {
-		t.Fatalf("the loader is not in %s mode: %s", mode, line)
-	}
-	running.waitFor(t, "loader started")
+	running := p.serve(t, mode)
 	csv := filepath.Join(p.dir, "lots.csv")
 	switch mode {
 	case "shared":
@@ -60,10 +55,5 @@ func testExportBesideARunningLoader(t *testing.T, mode string) {
 			t.Error("a refused export wrote its file")
 		}
 	}
-	if err := running.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := running.wait(); code != 0 {
-		t.Fatalf("loader exited %d", code)
-	}
+	running.stop(t)
 }

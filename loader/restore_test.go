@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
@@ -39,23 +38,14 @@ func testRestoreCommand(t *testing.T, mode string) {
 		t.Fatal("the test needs a database with lots and a backup without")
 	}
 
-	running := p.start("loader", "serve")
-	if line := running.waitFor(t, "database locking mode"); !strings.Contains(line, `"locking":"`+mode+`"`) {
-		t.Fatalf("the loader is not in %s mode: %s", mode, line)
-	}
-	running.waitFor(t, "loader started")
+	running := p.serve(t, mode)
 	r := p.mustRun(2, "loader", "restore", "-from", backup)
 	for _, want := range []string{"refused", "writer lock " + p.db() + ".lock", "desired count 0"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("refusal lacks %q:\n%s", want, r.stderr)
 		}
 	}
-	if err := running.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := running.wait(); code != 0 {
-		t.Fatalf("loader exited %d", code)
-	}
+	running.stop(t)
 	if n := dbtest.Count(t, p.db(), "parking_lots", ""); n != lots {
 		t.Fatalf("the refused restore changed the database: %d lots, want %d", n, lots)
 	}
