@@ -400,7 +400,7 @@ func TestTemplateParsesIntoTypedResources(t *testing.T) {
 	want := map[string]int{
 		"AWS::S3::Bucket": 1, "AWS::S3::BucketPolicy": 1, "AWS::SQS::Queue": 3, "AWS::EFS::FileSystem": 1,
 		"AWS::EFS::AccessPoint": 1, "AWS::EFS::MountTarget": 2, "AWS::ECS::Cluster": 1, "AWS::ECS::TaskDefinition": 2,
-		"AWS::ECS::Service": 1, "AWS::Scheduler::Schedule": 2, "AWS::IAM::Role": 4, "AWS::CloudWatch::Alarm": 8,
+		"AWS::ECS::Service": 1, "AWS::Scheduler::Schedule": 2, "AWS::IAM::Role": 4, "AWS::CloudWatch::Alarm": 10,
 		"AWS::Events::Rule": 2, "AWS::SNS::Topic": 1, "AWS::SNS::Subscription": 1, "AWS::Logs::LogGroup": 4,
 		"AWS::Logs::ResourcePolicy": 1, "AWS::Glue::Database": 1, "AWS::Glue::Table": 2, "AWS::Athena::WorkGroup": 1,
 		"AWS::CloudFront::OriginAccessControl": 1, "AWS::CloudFront::Distribution": 1,
@@ -644,8 +644,9 @@ func TestTaskDefinitions(t *testing.T) {
 		if !deref(c.ReadonlyRootFilesystem) {
 			t.Errorf("%s: root file system is writable", name)
 		}
-		if deref(c.StopTimeout) != 30 {
-			t.Errorf("%s: stopTimeout %d, want 30", name, deref(c.StopTimeout))
+		// The loader's graceful stop has more to do than the extractor's (TestLoaderStopsWithinItsStopTimeout).
+		if want := map[string]int{"ExtractorTaskDefinition": 30, "LoaderTaskDefinition": 120}[name]; deref(c.StopTimeout) != want {
+			t.Errorf("%s: stopTimeout %d, want %d", name, deref(c.StopTimeout), want)
 		}
 		if deref(c.User) != "65532:65532" {
 			t.Errorf("%s: user %q, want 65532:65532", name, deref(c.User))
@@ -1021,7 +1022,7 @@ func TestIAMRolesGrantExactlyWhatEachProgramNeeds(t *testing.T) {
 	check("LoaderTaskRole", "Consume", []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}, attOf("SnapshotQueue"))
 	check("LoaderTaskRole", "DeadLetter", []string{"sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"}, attOf("SnapshotDeadLetterQueue"))
 	check("LoaderTaskRole", "MountDatabase", []string{"elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"}, attOf("FileSystem"))
-	check("LoaderTaskRole", "Publish", []string{"s3:PutObject"}, func(r any) bool { return subString(r) == "${SnapshotBucket.Arn}/${PublishPrefix}/*" })
+	check("LoaderTaskRole", "Publish", []string{"s3:PutObject", "s3:AbortMultipartUpload"}, func(r any) bool { return subString(r) == "${SnapshotBucket.Arn}/${PublishPrefix}/*" })
 	check("SchedulerRole", "RunExtractor", []string{"ecs:RunTask"}, func(r any) bool { return isRef(r, "ExtractorTaskDefinition") })
 	check("SchedulerRole", "DeadLetter", []string{"sqs:SendMessage"}, attOf("SchedulerDeadLetterQueue"))
 
@@ -1143,14 +1144,21 @@ func TestEveryKindOfAlarmNotifiesTheTopic(t *testing.T) {
 				period == 900 && a.ComparisonOperator == "LessThanThreshold" && th == 1 &&
 				deref(a.TreatMissingData) == "breaching"
 		case m == metric{"ParkingNewTaipei", "SnapshotsRefused"}:
-			found["lots snapshot refused"] = dims["Dataset"] == "lots" && deref(a.Statistic) == "Sum" && th == 1 &&
+			// One per dataset: any refusal wants a human (deploy/refused_test.go runs the loader into each).
+			found[dims["Dataset"]+" snapshot refused"] = len(dims) == 1 && deref(a.Statistic) == "Sum" && th == 1 &&
+				a.ComparisonOperator == "GreaterThanOrEqualToThreshold" && deref(a.TreatMissingData) == "notBreaching"
+		case m == metric{"ParkingNewTaipei", "DatabaseFailing"}:
+			// The loader's minute line: 3 failing minutes of 5 (refused_test.go checks the line reaches it).
+			found["database failing"] = len(dims) == 0 && deref(a.Statistic) == "Maximum" && deref(a.Period) == 60 &&
+				a.EvaluationPeriods == 5 && deref(a.DatapointsToAlarm) == 3 && th == 1 &&
 				a.ComparisonOperator == "GreaterThanOrEqualToThreshold" && deref(a.TreatMissingData) == "notBreaching"
 		default:
 			t.Errorf("alarm %s on %v is not one of the known kinds", name, m)
 		}
 	}
 	for _, kind := range []string{"dead-letter queue", "oldest message", "loader not running", "scheduler could not start the extractor",
-		"extractor failing", "lots fetch failed", "nothing applied", "lots snapshot refused"} {
+		"extractor failing", "lots fetch failed", "nothing applied", "lots snapshot refused", "availability snapshot refused",
+		"database failing"} {
 		if !found[kind] {
 			t.Errorf("alarm %q missing or mis-set", kind)
 		}

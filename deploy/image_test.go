@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/parking-newtaipei/parking-newtaipei/internal/ci"
 )
 
 // There is no Docker engine on the machines that run these tests, so the images are checked in parts:
@@ -49,18 +51,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// inCI reports whether a missing precondition must fail rather than skip: CI sets CI=true.
-func inCI() bool { return os.Getenv("CI") == "true" }
-
-// skipOrFail skips a test on a developer's machine but fails it in CI, where every test must run.
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if inCI() {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format+" (skipped outside CI)", args...)
-}
-
 func moduleRoot(t *testing.T) string {
 	t.Helper()
 	root, err := filepath.Abs("..")
@@ -73,13 +63,14 @@ func moduleRoot(t *testing.T) string {
 	return root
 }
 
-// requirePrograms stops the test if the main packages do not exist yet (they are written alongside).
+// requirePrograms fails the test when a main package the images ship is missing: the image would
+// have nothing to build, which is a failure wherever it is found, not a reason to skip.
 func requirePrograms(t *testing.T) {
 	t.Helper()
 	for _, p := range programs {
 		files, _ := filepath.Glob(filepath.Join(moduleRoot(t), p, "*.go"))
 		if len(files) == 0 {
-			skipOrFail(t, "./%s has no Go files yet: the image would have nothing to build", p)
+			t.Fatalf("./%s has no Go files: the image would have nothing to build", p)
 		}
 	}
 }
@@ -175,10 +166,10 @@ func TestBinariesBuildStaticForBothArchitectures(t *testing.T) {
 // system (no libc, no /etc, no shell) as uid/gid 65532. It needs root for chroot and setuid.
 func TestBinaryStartsInEmptyRootAsNonroot(t *testing.T) {
 	if runtime.GOOS != "linux" {
-		skipOrFail(t, "chroot test needs linux, this is %s", runtime.GOOS)
+		ci.SkipOrFail(t, "chroot test needs linux, this is %s", runtime.GOOS)
 	}
 	if os.Geteuid() != 0 {
-		skipOrFail(t, "chroot and setuid to %d need root; running as uid %d", nonroot, os.Geteuid())
+		ci.SkipOrFail(t, "chroot and setuid to %d need root; running as uid %d", nonroot, os.Geteuid())
 	}
 	dir := buildFor(t, runtime.GOARCH)
 	for _, p := range programs {

@@ -5,6 +5,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/web"
 )
 
 // The publication of issue 12, as /work/notes/PUBLICATION.md fixes it: the loader writes only under
@@ -16,8 +20,9 @@ func TestPublicationPrefixIsOneSegmentApartFromTheSnapshots(t *testing.T) {
 	if fmt.Sprint(p.Default) != "public" || p.AllowedPattern == nil || strings.Contains(*p.AllowedPattern, "/") {
 		t.Errorf("PublishPrefix: default %v, pattern %v; want \"public\" and one path segment", p.Default, p.AllowedPattern)
 	}
-	// The loader's only new permission is PutObject there (TestIAMRolesGrantExactlyWhatEachProgramNeeds);
-	// here: nothing else in its role touches that prefix, and no other role may write it.
+	// The loader's only new permissions are PutObject there and the abort of its own failed multipart
+	// uploads (TestIAMRolesGrantExactlyWhatEachProgramNeeds); here: nothing else in its role touches that
+	// prefix, and no other role may write it.
 	for _, pol := range allPolicies(t) {
 		for _, st := range statements(pol.doc) {
 			for _, r := range list(st["Resource"]) {
@@ -26,7 +31,7 @@ func TestPublicationPrefixIsOneSegmentApartFromTheSnapshots(t *testing.T) {
 				}
 				acts := strs(st["Action"])
 				switch {
-				case pol.where == "LoaderTaskRole" && slices.Equal(acts, []string{"s3:PutObject"}):
+				case pol.where == "LoaderTaskRole" && slices.Equal(acts, []string{"s3:PutObject", "s3:AbortMultipartUpload"}):
 				case pol.where == "SnapshotBucketPolicy" && slices.Equal(acts, []string{"s3:GetObject"}):
 				default:
 					t.Errorf("%s grants %v on %s", pol.where, acts, subString(r))
@@ -183,5 +188,85 @@ func TestCloudFrontServesThePublicationPrefixOnly(t *testing.T) {
 	}
 	if out := tp.Outputs["PublicBaseUrl"]; out.Condition == nil || *out.Condition != "CloudFrontOn" {
 		t.Error("PublicBaseUrl output is not conditional on CloudFront")
+	}
+}
+
+// The publication on the stack's storage: failed multipart uploads (objects over 512 MiB: a large
+// parking.db) aborted by the loader and, for a killed task's, by a lifecycle rule on the publication
+// prefix; the daily database copies kept PublishedDbCopyDays.
+func TestPublicationHousekeeping(t *testing.T) {
+	b, err := template(t).GetS3BucketWithName("SnapshotBucket")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var abort, daily bool
+	for _, r := range b.LifecycleConfiguration.Rules {
+		prefix := subString(deref(r.Prefix))
+		if r.Status != "Enabled" || !strings.HasPrefix(prefix, "${PublishPrefix}/") {
+			continue
+		}
+		if a := r.AbortIncompleteMultipartUpload; a != nil && prefix == "${PublishPrefix}/" && a.DaysAfterInitiation == 1 {
+			abort = true
+		}
+		// goformation resolves the Ref to the parameter's default.
+		if prefix == "${PublishPrefix}/db/" && r.ExpirationInDays != nil && fmt.Sprint(*r.ExpirationInDays) == paramDefault(t, "PublishedDbCopyDays") {
+			daily = true
+		}
+	}
+	if !abort {
+		t.Error("no lifecycle rule aborts incomplete multipart uploads under <PublishPrefix>/ after a day")
+	}
+	if !daily {
+		t.Error("no lifecycle rule expires <PublishPrefix>/db/ after PublishedDbCopyDays")
+	}
+}
+
+// A graceful stop of the loader (loader/serve.go) takes up to -shutdown-timeout for the consume loop, as
+// long again for the final publication (pending objects, a last parking.db), web.ShutdownGrace for the
+// HTTP server, then the database's close. The task's stopTimeout must hold all of it with room for the
+// close, within Fargate's limit of 120 s; otherwise SIGKILL cuts the final publication short.
+func TestLoaderStopLeavesTheFinalPublicationRoom(t *testing.T) {
+	_, c := containerOf(t, "LoaderTaskDefinition")
+	shutdown := consume.DefaultShutdownTimeout
+	if v, ok := env(c)["PARKING_SHUTDOWN_TIMEOUT"]; ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("PARKING_SHUTDOWN_TIMEOUT %q: %v", v, err)
+		}
+		shutdown = d
+	}
+	const closeRoom = 30 * time.Second // the database's close on EFS, the process's exit
+	stop := time.Duration(deref(c.StopTimeout)) * time.Second
+	need := 2*shutdown + web.ShutdownGrace + closeRoom
+	if stop < need || stop > 120*time.Second {
+		t.Errorf("loader stopTimeout %s: want %s (2 × -shutdown-timeout %s, the HTTP server's %s, %s for the close) to 120s, Fargate's most",
+			stop, need, shutdown, web.ShutdownGrace, closeRoom)
+	}
+}
+
+// The publisher builds its files in the task's /tmp (os.TempDir: TMPDIR unset), one at a time: a
+// database copy or a month's Parquet file. /tmp must be a volume on the task's own storage (the root
+// file system is read-only, EFS would be slow and billed) of at least Fargate's default 20 GiB.
+func TestLoaderTmpIsTaskStorage(t *testing.T) {
+	td, c := containerOf(t, "LoaderTaskDefinition")
+	if _, ok := env(c)["TMPDIR"]; ok {
+		t.Error("TMPDIR is set: the publisher's temp files would not be where the guides say")
+	}
+	var volume string
+	for _, m := range c.MountPoints {
+		if deref(m.ContainerPath) == "/tmp" && !deref(m.ReadOnly) {
+			volume = deref(m.SourceVolume)
+		}
+	}
+	if volume == "" {
+		t.Fatal("no writable volume at /tmp")
+	}
+	for _, v := range td.Volumes {
+		if deref(v.Name) == volume && (v.EFSVolumeConfiguration != nil || v.Host != nil || v.DockerVolumeConfiguration != nil) {
+			t.Errorf("/tmp (volume %s) is not the task's ephemeral storage", volume)
+		}
+	}
+	if es := td.EphemeralStorage; es != nil && deref(es.SizeInGiB) < 20 {
+		t.Errorf("ephemeral storage %d GiB, less than Fargate's default 20", deref(es.SizeInGiB))
 	}
 }

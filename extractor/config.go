@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/redact"
 )
 
 // Config is the extractor's configuration, from flags and the environment.
@@ -35,11 +36,11 @@ func (c *Config) Validate() error {
 	for _, u := range []struct{ name, value string }{{"-store", c.Store}, {"-queue", c.Queue}, {"-feed-base-url", c.FeedBaseURL}} {
 		p, err := url.Parse(u.value)
 		if err != nil || p.Scheme == "" {
-			errs = append(errs, fmt.Errorf("%s %q: not a URL", u.name, u.value))
+			errs = append(errs, fmt.Errorf("%s %q: not a URL", u.name, redact.URL(u.value)))
 		}
 	}
 	if p, err := url.Parse(c.FeedBaseURL); err == nil && p.Scheme != "http" && p.Scheme != "https" {
-		errs = append(errs, fmt.Errorf("-feed-base-url %q: want http or https", c.FeedBaseURL))
+		errs = append(errs, fmt.Errorf("-feed-base-url %q: want http or https", redact.URL(c.FeedBaseURL)))
 	}
 	if _, err := cli.ParseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/export/publish"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/redact"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/web/livemap"
 )
@@ -39,6 +41,10 @@ type Config struct {
 	// Exports written after each applied availability snapshot.
 	LatestJSON string
 	GeoJSON    string
+
+	// Publication (shared/export/publish): a destination URL, empty when off.
+	Publish        string
+	PublishDBEvery time.Duration
 
 	// Backups of a running loader (VACUUM INTO, rotated).
 	BackupDir   string
@@ -72,7 +78,7 @@ const httpServeUsage = "address for /healthz, /readyz, /metrics, the read API /a
 
 // bindAllowMassDelete registers -allow-mass-delete: every command that applies snapshots has it.
 func (c *Config) bindAllowMassDelete(f *cli.Flags) {
-	f.Bool(&c.AllowMassDelete, "allow-mass-delete", "PARKING_ALLOW_MASS_DELETE", false, "apply lots snapshots that soft-delete more than half of the active lots")
+	f.Bool(&c.AllowMassDelete, "allow-mass-delete", "PARKING_ALLOW_MASS_DELETE", false, "apply lots snapshots that soft-delete or blank more than half of the active lots, and availability snapshots with more than 5,000 new lot IDs")
 }
 
 // bindConsume registers the settings of the consume loop (serve and local).
@@ -84,7 +90,7 @@ func (c *Config) bindConsume(f *cli.Flags) {
 	f.Bool(&c.WaitLock, "wait-lock", "PARKING_WAIT_LOCK", false, "wait as a standby while another loader holds the database, instead of failing")
 	c.bindAllowMassDelete(f)
 	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", "PARKING_SHUTDOWN_TIMEOUT", consume.DefaultShutdownTimeout, "deadline of a graceful stop (keep it under ECS's stopTimeout)")
-	f.Duration(&c.PollWait, "poll-wait", "PARKING_POLL_WAIT", consume.DefaultWait, "long-poll wait of each receive (at most 20s on SQS)")
+	f.Duration(&c.PollWait, "poll-wait", "PARKING_POLL_WAIT", consume.DefaultWait, "long-poll wait of each receive (at most "+queue.MaxWait.String()+" on SQS)")
 	f.Duration(&c.Visibility, "visibility", "PARKING_VISIBILITY", consume.DefaultVisibility, "visibility timeout of received messages (extended while work is in flight)")
 	f.Duration(&c.Reconcile, "reconcile", "PARKING_RECONCILE", 0, "on start, apply stored snapshots of this recent window missing from the ledger (0: off)")
 	f.String(&c.LatestJSON, "latest-json", "PARKING_LATEST_JSON", "./data/availability.json", "latest-availability JSON written after each availability apply (empty: off)")
@@ -92,6 +98,8 @@ func (c *Config) bindConsume(f *cli.Flags) {
 	f.Duration(&c.BackupEvery, "backup-every", "PARKING_BACKUP_EVERY", 24*time.Hour, "how often to back up into -backup-dir")
 	f.Int(&c.BackupKeep, "backup-keep", "PARKING_BACKUP_KEEP", 7, "how many backups to keep in -backup-dir")
 	f.String(&c.GeoJSON, "geojson", "PARKING_GEOJSON", "./data/lots.geojson", "GeoJSON of the active lots written after each availability apply (empty: off)")
+	f.String(&c.Publish, "publish", "PARKING_PUBLISH", "", "keep the exports, database copies and the Parquet history up to date here: file://DIR or s3://BUCKET/PREFIX (empty: off)")
+	f.Duration(&c.PublishDBEvery, "publish-db-every", "PARKING_PUBLISH_DB_EVERY", time.Hour, "how often to publish parking.db (and once at a graceful stop)")
 }
 
 // Validate checks the configuration before anything runs.
@@ -105,7 +113,7 @@ func (c *Config) Validate() error {
 			continue
 		}
 		if p, err := url.Parse(u.value); err != nil || p.Scheme == "" {
-			errs = append(errs, fmt.Errorf("%s %q: not a URL", u.name, u.value))
+			errs = append(errs, fmt.Errorf("%s %q: not a URL", u.name, redact.URL(u.value)))
 		}
 	}
 	if _, err := sqlite.ParseLocking(c.DBLocking); err != nil {
@@ -122,6 +130,14 @@ func (c *Config) Validate() error {
 	}
 	if c.BackupDir != "" && (c.BackupEvery < time.Minute || c.BackupKeep < 1) {
 		errs = append(errs, fmt.Errorf("-backup-every %s / -backup-keep %d: at least 1m and 1", c.BackupEvery, c.BackupKeep))
+	}
+	if c.Publish != "" {
+		if err := publish.CheckURL(c.Publish, c.Store); err != nil {
+			errs = append(errs, err)
+		}
+		if c.PublishDBEvery < time.Minute {
+			errs = append(errs, fmt.Errorf("-publish-db-every %s: at least 1m", c.PublishDBEvery))
+		}
 	}
 	if c.PollWait > queue.MaxWait {
 		errs = append(errs, fmt.Errorf("-poll-wait %s: SQS allows at most %s", c.PollWait, queue.MaxWait))

@@ -162,6 +162,31 @@ func (pr *proc) waitFor(t *testing.T, s string) string {
 	}
 }
 
+// serve starts `loader serve`, checks it chose the locking mode the test
+// set (PARKING_DB_LOCKING in p.extra), and returns once it has started,
+// holding the database.
+func (p *pipeline) serve(t *testing.T, mode string) *proc {
+	t.Helper()
+	pr := p.start("loader", "serve")
+	if line := pr.waitFor(t, "database locking mode"); !strings.Contains(line, `"locking":"`+mode+`"`) {
+		t.Fatalf("the loader is not in %s mode: %s", mode, line)
+	}
+	pr.waitFor(t, "loader started")
+	return pr
+}
+
+// stop ends a process gracefully (SIGTERM) and fails the test unless it
+// exits 0.
+func (pr *proc) stop(t *testing.T) {
+	t.Helper()
+	if err := pr.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := pr.wait(); code != 0 {
+		t.Fatalf("exit %d after SIGTERM, want 0", code)
+	}
+}
+
 func (pr *proc) wait() int {
 	for range pr.lines {
 	}
@@ -385,22 +410,30 @@ func TestBackups(t *testing.T) {
 	}
 }
 
+// loseMessage takes the one message of the queue and deletes it unapplied,
+// as a queue lost with its file, or an extractor that died before sending,
+// would leave a stored snapshot that nothing announces.
+func (p *pipeline) loseMessage() {
+	p.t.Helper()
+	q, err := sqlitequeue.Open(context.Background(), filepath.Join(p.dir, "queue.db"), sqlitequeue.Options{})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer q.Close()
+	lost, err := q.Receive(context.Background(), 10, 0, time.Minute)
+	if err != nil || len(lost) != 1 {
+		p.t.Fatalf("receive: %v (%d)", err, len(lost))
+	}
+	if err := q.Delete(context.Background(), lost...); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
 // A snapshot whose message was lost is applied by -reconcile at start.
 func TestReconcileAppliesSnapshotsWhoseMessagesWereLost(t *testing.T) {
 	p := newPipeline(t)
 	p.mustRun(0, "extractor", "fetch", "-dataset", "availability")
-	q, err := sqlitequeue.Open(context.Background(), filepath.Join(p.dir, "queue.db"), sqlitequeue.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lost, err := q.Receive(context.Background(), 10, 0, time.Minute)
-	if err != nil || len(lost) != 1 {
-		t.Fatalf("receive: %v (%d)", err, len(lost))
-	}
-	if err := q.Delete(context.Background(), lost...); err != nil { // the message is lost
-		t.Fatal(err)
-	}
-	q.Close()
+	p.loseMessage()
 	p.mustRun(0, "loader", "serve", "-drain")
 	if n := dbtest.Count(t, p.db(), "snapshots", ""); n != 0 {
 		t.Fatalf("without -reconcile %d snapshots were applied; the test needs a lost message", n)
@@ -489,6 +522,54 @@ func TestLocalRunsTheWholePipeline(t *testing.T) {
 	}
 }
 
+// `loader local -reconcile` applies at start, as serve does, a stored
+// snapshot whose message was lost (it used to accept the flag and ignore it).
+func TestLocalReconcilesAtStart(t *testing.T) {
+	p := newPipeline(t)
+	var stored struct {
+		Key string `json:"key"`
+	}
+	r := p.mustRun(0, "extractor", "fetch", "-dataset", "availability")
+	if err := json.Unmarshal([]byte(r.stdout), &stored); err != nil || stored.Key == "" {
+		t.Fatalf("extractor result %q: %v", r.stdout, err)
+	}
+	p.loseMessage()
+	pr := p.start("loader", "local", "-reconcile", "1h")
+	line := pr.waitFor(t, `"msg":"reconciled"`)
+	if !strings.Contains(line, `"window":"1h0m0s"`) {
+		t.Errorf("reconcile log line: %s", line)
+	}
+	if err := pr.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := pr.wait(); code != 0 {
+		t.Fatalf("loader local exited %d", code)
+	}
+	if n := dbtest.Count(t, p.db(), "snapshots", "key = ? AND outcome = 'applied'", stored.Key); n != 1 {
+		t.Fatalf("the snapshot whose message was lost: %d applied ledger rows, want 1", n)
+	}
+}
+
+// Ctrl-C on an idle `loader local` ends the long poll at once (issue 14): the
+// loop waits 20 s per poll, and a stop used to wait for the poll to run out.
+// What is asserted is that the poll was interrupted, not how long it took.
+func TestLocalStopsAnIdleLongPollAtOnce(t *testing.T) {
+	p := newPipeline(t)
+	p.extra = []string{"PARKING_POLL_WAIT=20s", "LOG_LEVEL=debug"}
+	pr := p.start("loader", "local")
+	for range 2 { // lots and availability, fetched at start
+		pr.waitFor(t, "snapshot applied")
+	}
+	pr.waitFor(t, `"msg":"receiving"`) // idle: the next long poll begins
+	if err := pr.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	pr.waitFor(t, "the long poll was interrupted")
+	if code := pr.wait(); code != 0 {
+		t.Fatalf("loader local exited %d after Ctrl-C, want 0", code)
+	}
+}
+
 // A database rebuilt beside an existing snapshot directory gets its lots at
 // once: the content-hash skip (the lots are unchanged since the last stored
 // snapshot) must not keep them out of an empty database.
@@ -496,18 +577,7 @@ func TestLocalFetchesLotsIntoAnEmptyDatabaseEvenIfUnchanged(t *testing.T) {
 	p := newPipeline(t)
 	p.mustRun(0, "extractor", "fetch", "-dataset", "lots") // stored, content hash recorded
 	// Its message went to a database that is gone: the new one starts empty.
-	q, err := sqlitequeue.Open(context.Background(), filepath.Join(p.dir, "queue.db"), sqlitequeue.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ds, err := q.Receive(context.Background(), 10, 0, time.Minute)
-	if err != nil || len(ds) != 1 {
-		t.Fatalf("receive: %v (%d)", err, len(ds))
-	}
-	if err := q.Delete(context.Background(), ds...); err != nil {
-		t.Fatal(err)
-	}
-	q.Close()
+	p.loseMessage()
 	pr := p.start("loader", "local")
 	for {
 		line := pr.waitFor(t, "snapshot applied")

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
+	"log/slog"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/export"
@@ -28,8 +30,8 @@ func runExport(ctx context.Context, f *cli.Flags, args []string) int {
 	if err != nil {
 		return f.UsageError(err)
 	}
-	db, code, ok := openAlone(ctx, f, cfg, log,
-		"A running loader holds the database; it writes -latest-json and -geojson after each availability apply.", sqlite.Options{})
+	db, code, ok := openToRead(ctx, f, cfg, log,
+		"A running loader in exclusive mode holds the database; it writes -latest-json and -geojson after each availability apply.")
 	if !ok {
 		return code
 	}
@@ -48,4 +50,30 @@ func runExport(ctx context.Context, f *cli.Flags, args []string) int {
 		return cli.ExitError
 	}
 	return cli.ExitOK
+}
+
+// openToRead opens the database for a command that only reads it: alone
+// when no loader runs (as openAlone), read-only beside a running loader in
+// shared mode (WAL lets readers in, and they never hold up its applies), and
+// refused with hint (exit code 2) beside one in exclusive mode, which lets
+// no other open in.
+func openToRead(ctx context.Context, f *cli.Flags, cfg Config, log *slog.Logger, hint string) (db *sqlite.DB, code int, ok bool) {
+	db, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{Logger: log, Locking: sqlite.Locking(cfg.DBLocking)})
+	if errors.Is(err, sqlite.ErrLocked) {
+		ro, rerr := sqlite.OpenReadOnly(ctx, cfg.DB)
+		if errors.Is(rerr, sqlite.ErrLocked) {
+			return nil, refuse(f, err, hint), false
+		}
+		if rerr != nil {
+			log.Error(f.Name(), "db", cfg.DB, "err", rerr)
+			return nil, cli.ExitError, false
+		}
+		log.Debug("a running loader holds the database: reading it read-only", "db", cfg.DB)
+		return ro, cli.ExitOK, true
+	}
+	if err != nil {
+		log.Error(f.Name(), "db", cfg.DB, "err", err)
+		return nil, cli.ExitError, false
+	}
+	return db, cli.ExitOK, true
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/ops/healthping"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/ops/schedule"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/redact"
 )
 
 // runLocal runs the whole pipeline in one process with no AWS account: the
@@ -84,9 +85,17 @@ func runLocal(ctx context.Context, f *cli.Flags, args []string) int {
 			return nil
 		}
 	}
-	log.Info("local pipeline started", "version", version, "db", cfg.DB, "store", l.store.String(), "queue", l.queue.String(), "feed", cfg.FeedBaseURL)
+	log.Info("local pipeline started", "version", version, "db", cfg.DB, "store", l.store.String(), "queue", l.queue.String(), "feed", redact.URL(cfg.FeedBaseURL))
 
 	l.backupOnce(ctx)
+	// As serve does: snapshots stored while no loader ran, or whose messages
+	// were lost, are applied before anything else.
+	if cfg.Reconcile > 0 {
+		if err := l.busy.run(ctx, l.log, "reconcile", maintenanceLimit, l.reconcile); err != nil {
+			log.Error("loader local", "err", err)
+			return cli.ExitError
+		}
+	}
 	// One clock for the schedule, the lots retry and the consume loop.
 	clk := clock.Real{}
 	cc.Clock = clk

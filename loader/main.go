@@ -22,8 +22,9 @@ func program() cli.Program {
 			"export":        {Summary: "write the latest availability (json), the lots map (geojson) or a CSV", Run: runExport},
 			"backup":        {Summary: "write a consistent copy of the database (VACUUM INTO) while no loader runs", Run: runBackup},
 			"restore":       {Summary: "replace the database with a checked backup, keeping the old one aside, while no loader runs", Run: runRestore},
+			"retract":       {Summary: "withdraw applied snapshots: the database as if they had never arrived, and never applied again", Run: runRetract},
 			"healthcheck":   {Summary: "exit 0 if the running loader answers /healthz, else 1 (for container health checks)", Run: runHealthcheck},
 		},
-		Footer: "Exit codes: 0 ok, 1 error, 2 the database is held by a running loader (backfill, backup, export, import-legacy, restore, stats without -http-addr).",
+		Footer: "Exit codes: 0 ok, 1 error, 2 the database is held by a running loader (backfill, backup, export, import-legacy, restore, retract, stats without -http-addr).",
 	}
 }

@@ -17,9 +17,11 @@ import (
 //
 // It does not open the database the loader's way: the database being
 // replaced may be exactly what cannot be opened (damaged, or from a newer
-// schema). It takes SQLite's locks on the file instead, so a running loader
-// makes it refuse, with exit 2 like the other commands that need the
-// database to themselves.
+// schema). It takes the loaders' writer lock (<db>.lock) for its whole run,
+// and SQLite's locks on the file, so a running loader in either locking mode,
+// or any other process with the file open, makes it refuse, with exit 2 like
+// the other commands that need the database to themselves; a loader started
+// meanwhile waits for it and opens the restored file.
 func runRestore(ctx context.Context, f *cli.Flags, args []string) int {
 	var (
 		cfg  Config
@@ -35,7 +37,7 @@ func runRestore(ctx context.Context, f *cli.Flags, args []string) int {
 	start := time.Now()
 	res, err := sqlite.Restore(ctx, from, cfg.DB, sqlite.RestoreOptions{Logger: log})
 	if errors.Is(err, sqlite.ErrLocked) {
-		fmt.Fprintf(f.Stderr, "%s: refused: %v\nStop the running loader first (on ECS: the service at desired count 0), then restore.\n", f.Name(), err)
+		fmt.Fprintf(f.Stderr, "%s: refused: %v\nStop the running loader (on ECS: the service at desired count 0) and anything else that has the database open, then restore.\n", f.Name(), err)
 		return cli.ExitSkipped
 	}
 	if err != nil {

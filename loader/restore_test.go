@@ -5,17 +5,25 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
 )
 
-// The runbook's restore, as the one-off ECS task runs it: refused (exit 2)
-// while a loader process holds the database, then done once it has stopped,
-// with the old database kept aside and the loader starting on the restored one.
+// The runbook's restore, as the one-off ECS task runs it, in each locking
+// mode: refused (exit 2) while a loader process holds the database (in
+// shared mode a loader holds the writer lock and keeps no SQLite lock but a
+// shared one between transactions), then done once it has stopped, with the
+// old database kept aside and the loader starting on the restored one.
 func TestRestoreCommand(t *testing.T) {
+	for _, mode := range []string{"exclusive", "shared"} {
+		t.Run(mode, func(t *testing.T) { testRestoreCommand(t, mode) })
+	}
+}
+
+func testRestoreCommand(t *testing.T, mode string) {
 	p := newPipeline(t)
+	p.extra = []string{"PARKING_DB_LOCKING=" + mode}
 	backups := filepath.Join(p.dir, "backups")
 	// A backup with no lots (taken at start, before the first apply), then a database with lots.
 	p.mustRun(0, "extractor", "fetch", "-dataset", "lots")
@@ -30,20 +38,14 @@ func TestRestoreCommand(t *testing.T) {
 		t.Fatal("the test needs a database with lots and a backup without")
 	}
 
-	running := p.start("loader", "serve")
-	running.waitFor(t, "loader started")
+	running := p.serve(t, mode)
 	r := p.mustRun(2, "loader", "restore", "-from", backup)
-	for _, want := range []string{"refused", p.db(), "desired count 0"} {
+	for _, want := range []string{"refused", "writer lock " + p.db() + ".lock", "desired count 0"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("refusal lacks %q:\n%s", want, r.stderr)
 		}
 	}
-	if err := running.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := running.wait(); code != 0 {
-		t.Fatalf("loader exited %d", code)
-	}
+	running.stop(t)
 	if n := dbtest.Count(t, p.db(), "parking_lots", ""); n != lots {
 		t.Fatalf("the refused restore changed the database: %d lots, want %d", n, lots)
 	}
@@ -58,6 +60,11 @@ func TestRestoreCommand(t *testing.T) {
 	}
 	if !strings.HasPrefix(res.Kept[0], p.db()+".replaced-") || dbtest.Count(t, res.Kept[0], "parking_lots", "") != lots {
 		t.Errorf("the replaced database was not kept as %s.replaced-<time> with its %d lots: %v", p.db(), lots, res.Kept)
+	}
+	for _, s := range []string{"-journal", "-wal", "-shm"} {
+		if _, err := os.Stat(p.db() + s); err == nil {
+			t.Errorf("%s%s is beside the restored database", p.db(), s)
+		}
 	}
 	// The loader opens the restored database, and the queue (now empty) and
 	// the ledger agree: the lots snapshot is not in the restored ledger.

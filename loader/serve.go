@@ -46,6 +46,7 @@ type loader struct {
 	store store.Store
 	queue queue.Queue
 	busy  maintenance // backups and reconcile, which /healthz must not take for a dead loop
+	reg   *metrics.Registry
 }
 
 // open takes the database (and its single-writer lock) first: a second
@@ -105,6 +106,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, logOut io.Writer) 
 		if err := l.busy.run(ctx, l.log, "reconcile", maintenanceLimit, l.reconcile); err != nil {
 			return err
 		}
+		// What reconcile applied or refused, at once: a refusal found at a
+		// start is as loud as one found by the loop.
+		if err := l.reg.WriteEMF(logOut, false); err != nil {
+			log.Warn("metrics line not written", "err", err)
+		}
 	}
 	bctx, stopBackups := context.WithCancel(ctx)
 	backups := make(chan struct{})
@@ -129,6 +135,7 @@ const emfEvery = time.Minute
 // consume returns, ends the periodic EMF lines and shuts the server down.
 func (l *loader) observe(ctx context.Context, logOut io.Writer) (consume.Config, func(), error) {
 	reg := metrics.New(nil)
+	l.reg = reg
 	if last, err := l.db.LastApplied(ctx); err != nil {
 		l.log.Warn("could not seed the staleness gauge from the ledger", "err", err)
 	} else {
@@ -138,10 +145,15 @@ func (l *loader) observe(ctx context.Context, logOut io.Writer) (consume.Config,
 	}
 	cc := l.consumeConfig()
 	cc.OnEvent = reg.Observe
+	pub, err := l.startPublisher(ctx, reg)
+	if err != nil {
+		return cc, nil, err
+	}
 	cc.AfterCommit = func(ctx context.Context, results []snapshot.Result) error {
 		if err := reg.WriteEMF(logOut, false); err != nil {
 			l.log.Warn("metrics line not written", "err", err)
 		}
+		pub.Notify(results) // never blocks: publication runs beside the loop
 		return l.writeExports(ctx, results)
 	}
 
@@ -160,6 +172,16 @@ func (l *loader) observe(ctx context.Context, logOut io.Writer) (consume.Config,
 		srv.SetReady(true)
 		// Not ready from the moment the stop begins: no new traffic is wanted.
 		context.AfterFunc(ctx, func() { srv.SetReady(false) })
+		// Not ready while the database fails; alive all the same.
+		cc.OnEvent = func(ev consume.Event) {
+			reg.Observe(ev)
+			switch ev.Kind {
+			case consume.DatabaseFailing:
+				srv.SetFailing("database failing: " + ev.Err.Error())
+			case consume.DatabaseRecovered:
+				srv.SetFailing("")
+			}
+		}
 	}
 
 	emfCtx, cancelEMF := context.WithCancel(context.WithoutCancel(ctx))
@@ -169,10 +191,11 @@ func (l *loader) observe(ctx context.Context, logOut io.Writer) (consume.Config,
 		reg.RunEMF(emfCtx, logOut, emfEvery, l.log)
 	}()
 	stop := func() {
+		l.stopPublisher(ctx, pub)
 		cancelEMF()
 		<-emfDone
 		if srv != nil {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), web.ShutdownGrace)
 			defer cancel()
 			if err := srv.Shutdown(sctx); err != nil {
 				l.log.Warn("http server did not stop cleanly", "err", err)
@@ -224,7 +247,12 @@ func (l *loader) writeExports(ctx context.Context, results []snapshot.Result) er
 // cfg.Reconcile that the ledger lacks: those whose messages were lost (an
 // extractor that died between put and send) or dead-lettered and since fixed.
 func (l *loader) reconcile(ctx context.Context) error {
-	b, err := backfill.New(backfill.Config{Store: l.store, DB: l.db, Logger: l.log, AllowMassDelete: l.cfg.AllowMassDelete})
+	b, err := backfill.New(backfill.Config{Store: l.store, DB: l.db, Logger: l.log, AllowMassDelete: l.cfg.AllowMassDelete,
+		OnBatch: func(results []snapshot.Result) {
+			for i := range results {
+				l.reg.Observe(consume.Event{Kind: consume.Applied, Dataset: results[i].Dataset, Result: &results[i]})
+			}
+		}})
 	if err != nil {
 		return err
 	}

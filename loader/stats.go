@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/web"
 )
@@ -160,13 +161,34 @@ func writeStats(w io.Writer, s sqlite.Stats) error {
 			p("\n")
 		}
 	}
-	p("\nRefused snapshots: %d\n", s.Refused.Count)
+	// The fetch time in Taipei time is what the runbook's override takes
+	// (backfill -from that day); the key's time is UTC.
+	p("\nRefused snapshots: %d%s\n", s.Refused.Count, byDataset(s.Refused.ByDataset))
 	for _, e := range s.Refused.Latest {
-		p("  %s\t%s\t%s\n", e.AppliedAt, e.Key, e.Reason)
+		p("  %s\tfetched %s\t%s\t%s\n", e.Dataset, e.FetchedAt, e.Key, e.Reason)
+	}
+	p("Retracted snapshots: %d\n", s.Retractions.Count)
+	for _, e := range s.Retractions.Latest {
+		p("  %s\tfetched %s\t%s\tretracted %s: %s\n", e.Dataset, e.FetchedAt, e.Key, e.At, e.Reason)
 	}
 	p("Rejected messages: %d\n", s.Rejections.Count)
 	for _, e := range s.Rejections.Latest {
 		p("  %s\t%s\t%s\n", e.At, e.Key, e.Reason)
 	}
 	return tw.Flush()
+}
+
+// byDataset renders per-dataset counts: " (lots 1, availability 2)", or ""
+// when there are none.
+func byDataset(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, d := range feed.Datasets {
+		if n := m[string(d)]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", d, n))
+		}
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }

@@ -26,7 +26,10 @@ func TestWriteStatsText(t *testing.T) {
 					LotsWithoutPosition: 3, WithoutPositionByReason: map[string]int{"zero": 2, "out of range": 1}}}},
 			{Dataset: "availability", Applied: 0},
 		},
-		Refused:    sqlite.RefusedStats{Count: 1, Latest: []sqlite.LedgerEntry{{Key: "lots/bad", AppliedAt: "2026-11-26T18:06:00+08:00", Reason: "would remove 8 of 9 active lots"}}},
+		Refused: sqlite.RefusedStats{Count: 1, ByDataset: map[string]int{"lots": 1}, Latest: []sqlite.LedgerEntry{{Key: "lots/bad", Dataset: "lots",
+			FetchedAt: "2026-11-26T02:01:20.123+08:00", AppliedAt: "2026-11-26T18:06:00+08:00", Reason: "would remove 8 of 9 active lots"}}},
+		Retractions: sqlite.RetractionStats{Count: 1, Latest: []sqlite.RetractionEntry{{Key: "availability/future", Dataset: "availability",
+			FetchedAt: "2027-11-26T18:00:00.000+08:00", At: "2026-11-27T09:00:00+08:00", Reason: "fetched a year ahead"}}},
 		Rejections: sqlite.RejectionsStats{Count: 1, Latest: []sqlite.RejectionEntry{{Key: "k-bad", At: "2026-11-26T18:00:00+08:00", Reason: "undecodable"}}},
 	}
 	var b strings.Builder
@@ -43,7 +46,9 @@ func TestWriteStatsText(t *testing.T) {
 		"lots:          2 applied; latest lots/k1 fetched 2026-11-26T18:03:00+08:00, applied 2026-11-26T18:03:01+08:00",
 		"rows 9, duplicate IDs 1, active 9, appeared 0, disappeared 1, without position 3 (out of range 1, zero 2)",
 		"availability:  0 applied, none current",
-		"Refused snapshots: 1\n  2026-11-26T18:06:00+08:00  lots/bad  would remove 8 of 9 active lots",
+		// The fetch time (Taipei) is what the override's backfill takes.
+		"Refused snapshots: 1 (lots 1)\n  lots  fetched 2026-11-26T02:01:20.123+08:00  lots/bad  would remove 8 of 9 active lots",
+		"Retracted snapshots: 1\n  availability  fetched 2027-11-26T18:00:00.000+08:00  availability/future  retracted 2026-11-27T09:00:00+08:00: fetched a year ahead",
 		"Rejected messages: 1\n  2026-11-26T18:00:00+08:00  k-bad  undecodable",
 	}
 	at := 0

@@ -3,18 +3,18 @@ package reliability
 import (
 	"bytes"
 	"context"
-	"fmt"
+	"encoding/json"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/feedtest"
+	"github.com/parking-newtaipei/parking-newtaipei/internal/tmpfs"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
@@ -70,12 +70,18 @@ func TestFaultsFeedExtractor(t *testing.T) {
 	}
 
 	// One fault of each kind, then success: exit 0 and the whole feed stored.
+	var exits []int
+	extractor := func(dataset string) (int, string) {
+		code, log := run(t, env, "extractor", "fetch", "-dataset", dataset)
+		exits = append(exits, code)
+		return code, log
+	}
 	px.SlowDelay = 1500 * 1e6
 	px.Inject(Status5xx, 1, lotsPath)
 	px.Inject(Reset, 1, lotsPath)
 	px.Inject(Truncate, 1, lotsPath)
 	px.Inject(Slow, 1, lotsPath)
-	code, log := run(t, env, "extractor", "fetch", "-dataset", "lots")
+	code, log := extractor("lots")
 	if code != 0 {
 		t.Fatalf("extractor exited %d after transient faults; log:\n%s", code, log)
 	}
@@ -88,18 +94,19 @@ func TestFaultsFeedExtractor(t *testing.T) {
 	// Availability: a truncated page then a 503.
 	px.Inject(Truncate, 1, availPath)
 	px.Inject(Status5xx, 1, availPath)
-	if code, log := run(t, env, "extractor", "fetch", "-dataset", "availability"); code != 0 {
+	if code, log := extractor("availability"); code != 0 {
 		t.Fatalf("extractor exited %d; log:\n%s", code, log)
 	}
 
 	// A feed that keeps failing: bounded retries (1 + 4), then exit 1 with the status and URL.
 	before := len(px.Requests())
 	px.Inject(Status5xx, 100, availPath)
-	code, log = run(t, env, "extractor", "fetch", "-dataset", "availability")
+	code, log = extractor("availability")
 	if code != 1 {
 		t.Fatalf("extractor exited %d against a failing feed, want 1; log:\n%s", code, log)
 	}
-	if tries := len(px.Requests()) - before; tries != 5 {
+	tries := len(px.Requests()) - before
+	if tries != 5 {
 		t.Errorf("%d requests against a failing feed; want 5 (the first and 4 retries)", tries)
 	}
 	if !strings.Contains(log, "fetch failed") || !strings.Contains(log, "503") || !strings.Contains(log, feedtest.JSONPath(feed.Availability)) {
@@ -108,9 +115,10 @@ func TestFaultsFeedExtractor(t *testing.T) {
 	// Connection resets all the way: exit 1 as well.
 	px.Clear()
 	px.Inject(Reset, 100, availPath)
-	if code, log := run(t, env, "extractor", "fetch", "-dataset", "availability"); code != 1 || !strings.Contains(log, "fetch failed") {
+	if code, log := extractor("availability"); code != 1 || !strings.Contains(log, "fetch failed") {
 		t.Fatalf("extractor exited %d against resets, want 1 with a clear log:\n%s", code, log)
 	}
+	injected := px.Injected()
 	px.Clear()
 
 	// Exactly two snapshots stored, each whole.
@@ -118,16 +126,19 @@ func TestFaultsFeedExtractor(t *testing.T) {
 	if len(snaps) != 2 {
 		t.Fatalf("%d snapshots stored, want 2 (failed runs store nothing)", len(snaps))
 	}
+	partial := 0
 	for _, s := range snaps {
 		switch s.Dataset {
 		case feed.Lots:
 			rows, err := s.Lots()
 			if err != nil || len(rows) != feedtest.SampleLotsRows {
+				partial++
 				t.Errorf("stored lots snapshot: %d rows (%v), want %d", len(rows), err, feedtest.SampleLotsRows)
 			}
 		case feed.Availability:
 			rows, err := s.Availability()
 			if err != nil || len(rows) != feedtest.SampleAvailabilityRows {
+				partial++
 				t.Errorf("stored availability snapshot: %d rows (%v), want %d", len(rows), err, feedtest.SampleAvailabilityRows)
 			}
 		}
@@ -140,13 +151,15 @@ func TestFaultsFeedExtractor(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("loader exited %d; log:\n%s", code, log)
 	}
-	if n := dbtest.Count(t, w.db, "snapshots", "outcome = 'applied'"); n != 2 {
-		t.Errorf("%d snapshots applied, want 2", n)
+	applied := dbtest.Count(t, w.db, "snapshots", "outcome = 'applied'")
+	if applied != 2 {
+		t.Errorf("%d snapshots applied, want 2", applied)
 	}
 	if n := dbtest.Count(t, w.db, "parking_lots", "deleted_at IS NULL"); n != feedtest.SampleLotIDs {
 		t.Errorf("%d active lots, want %d", n, feedtest.SampleLotIDs)
 	}
-	t.Logf("RESULT feed faults: injected=%v requests=%d extractor_runs=4 exits=0,0,1,1 snapshots_stored=2 partial_stored=0", px.Injected(), len(px.Requests()))
+	report(t, "feed faults: injected=%v requests=%d extractor_runs=%d exits=%v requests_against_a_failing_feed=%d snapshots_stored=%d partial_stored=%d applied=%d",
+		injected, len(px.Requests()), len(exits), exits, tries, len(snaps), partial, applied)
 }
 
 // TestFaultsDamagedDatabase: a file that is not a database, or a database
@@ -223,67 +236,63 @@ func testFaultsDamagedDatabase(t *testing.T, mode sqlite.Locking) {
 	}
 }
 
-// TestFaultsDiskFull: the database's file system fills up while the loader
-// applies. The transaction fails cleanly, the message is not deleted, and once
-// space is freed the loader carries on by itself; the result equals a clean run.
+// TestFaultsDiskFull: the database's file system fills up while the real
+// loader applies. The transaction fails cleanly, the loader holds its batch
+// (logging the failure as an error once, /readyz 503 and /healthz 200
+// meanwhile) and receives nothing; once space is freed the same process
+// carries on by itself, nothing was dead-lettered, and the result equals a
+// clean run.
 func TestFaultsDiskFull(t *testing.T) {
 	forEachLocking(t, testFaultsDiskFull)
 }
 
 func testFaultsDiskFull(t *testing.T, mode sqlite.Locking) {
-	if os.Geteuid() != 0 {
-		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-			t.Fatal("the disk-full test mounts a small tmpfs and needs root; CI runs as root")
-		}
-		t.Skip("the disk-full test mounts a small tmpfs and needs root")
-	}
 	rng := rand.New(rand.NewPCG(seed(t), 3))
 	w := newWorld(t)
 	h := genHistory(rng, 6, 120)
 	bodies := publishAll(t, w.store, h)
 	want := cleanDump(t, w.store, bodies)
 
-	mnt := filepath.Join(t.TempDir(), "small")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	// WAL mode needs headroom for its WAL (up to wal_autocheckpoint pages,
 	// 4 MiB, before it is copied back) besides the database: a bigger disk.
-	size := 512 << 10
-	if mode == sqlite.LockingShared {
-		size = 8 << 20
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Fatalf("mount a %d KiB tmpfs at %s: %v\n%s", size>>10, mnt, err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	size := int64(512 << 10)
 	// The filler leaves room enough to start, not to finish: ~128 KiB for a
-	// rollback journal (the schema of both migrations and their journal);
-	// WAL mode starts with its 32 KiB shared-memory index and the
-	// migrations' pages in the WAL besides the database, so more.
-	room := 128 << 10
+	// rollback journal (the schema, every migration and its journal); WAL
+	// mode starts with its 32 KiB shared-memory index and the migrations'
+	// pages in the WAL besides the database, so more.
+	room := int64(128 << 10)
 	if mode == sqlite.LockingShared {
-		room = 224 << 10
+		size, room = 8<<20, 256<<10
 	}
-	filler := filepath.Join(mnt, "filler")
-	if err := os.WriteFile(filler, make([]byte, size-room), 0o644); err != nil {
-		t.Fatalf("write the filler: %v", err)
-	}
+	mnt := tmpfs.Mount(t, size)
+	filler := tmpfs.Fill(t, mnt, room)
 	send(t, w.queue, bodies...)
 	env := loaderEnv(w.dir, "file://"+w.store.Dir(), "sqlite://"+w.queuePath(),
-		"PARKING_DB="+filepath.Join(mnt, "parking.db"), "PARKING_POLL_WAIT=1s", "PARKING_DB_LOCKING="+string(mode))
+		"PARKING_DB="+filepath.Join(mnt, "parking.db"), "PARKING_POLL_WAIT=1s", "PARKING_HTTP_ADDR=127.0.0.1:0",
+		"PARKING_DB_LOCKING="+string(mode))
 	p := start(t, env, "loader", "serve")
-	line, ok := p.next(t, "transient failure", "batch apply failed")
+	line, ok := p.next(t, "http server listening")
+	if !ok {
+		t.Fatalf("the loader ended before serving HTTP; log:\n%s", p.log())
+	}
+	var listening struct{ Addr string }
+	if err := json.Unmarshal([]byte(line), &listening); err != nil || listening.Addr == "" {
+		t.Fatalf("listening line %q: %v", line, err)
+	}
+	line, ok = p.next(t, "the database is failing")
 	if !ok {
 		t.Fatalf("the loader ended before the disk filled up; log:\n%s", p.log())
 	}
-	if !strings.Contains(line, "full") {
-		t.Errorf("the failure does not say the disk is full: %s", line)
+	if !strings.Contains(line, `"level":"ERROR"`) || !strings.Contains(line, "full") {
+		t.Errorf("the failure is not an error saying the disk is full: %s", line)
 	}
-	if _, ok := p.next(t, "transient failure"); !ok {
-		t.Fatalf("the loader ended; log:\n%s", p.log())
+	readyz, readyBody := httpGet(t, listening.Addr, "/readyz")
+	healthz, _ := httpGet(t, listening.Addr, "/healthz")
+	if readyz != http.StatusServiceUnavailable || !strings.Contains(readyBody, "database failing") || healthz != http.StatusOK {
+		t.Errorf("while the disk is full: /readyz %d %q, /healthz %d; want 503 naming the database, and 200", readyz, readyBody, healthz)
 	}
-	// Still running, nothing deleted that was not applied.
+	// Held, not handed back: nothing deleted that was not applied, nothing
+	// dead-lettered, nothing put back to be received again.
 	v, f, _ := w.queue.Len(context.Background())
 	if v+f == 0 {
 		t.Fatal("the queue is empty while the disk is full: a message was deleted without being applied")
@@ -292,6 +301,13 @@ func testFaultsDiskFull(t *testing.T, mode sqlite.Locking) {
 		t.Fatal(err)
 	}
 	// It recovers by itself: every snapshot is applied without a restart.
+	if _, ok := p.next(t, "the database works again"); !ok {
+		t.Fatalf("the loader ended before the database recovered; log:\n%s", p.log())
+	}
+	readyAfter, _ := httpGet(t, listening.Addr, "/readyz")
+	if readyAfter != http.StatusOK {
+		t.Errorf("/readyz after the recovery = %d, want 200", readyAfter)
+	}
 	applied := strings.Count(p.log(), `"msg":"snapshot `)
 	for applied < len(bodies) {
 		if _, ok := p.next(t, `"msg":"snapshot `); !ok {
@@ -302,18 +318,47 @@ func testFaultsDiskFull(t *testing.T, mode sqlite.Locking) {
 	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	if code := p.exit(t); code != 0 {
+	code := p.exit(t)
+	if code != 0 {
 		t.Fatalf("loader exited %d after SIGINT; log:\n%s", code, p.log())
 	}
-	if strings.Contains(p.log(), "panic") {
-		t.Errorf("the loader panicked:\n%s", p.log())
+	log := p.log()
+	if strings.Contains(log, "panic") {
+		t.Errorf("the loader panicked:\n%s", log)
 	}
-	if got := dbtest.Dump(t, filepath.Join(mnt, "parking.db")); got != want {
+	errors := strings.Count(log, `"level":"ERROR"`)
+	if errors != 1 {
+		t.Errorf("%d ERROR lines for one disk-full episode, want 1:\n%s", errors, log)
+	}
+	if n := strings.Count(log, "transient failure"); n != 0 {
+		t.Errorf("%d messages put back with a backoff because the database failed, want 0:\n%s", n, log)
+	}
+	dead, err := w.queue.DeadLetters(context.Background())
+	if err != nil || len(dead) != 0 {
+		t.Fatalf("dead letters after the disk-full episode: %d (%v), want 0", len(dead), err)
+	}
+	got := dbtest.Dump(t, filepath.Join(mnt, "parking.db"))
+	if got != want {
 		t.Fatalf("after the disk-full episode the database differs from the clean run\n%s", diff(want, got))
 	}
-	checkLocking(t, p.log(), mode)
-	fails := strings.Count(p.log(), "transient failure")
-	t.Logf("RESULT disk full (%s): snapshots=%d transient_failures=%d restarts=0 rows_lost=0", mode, len(bodies), fails)
+	checkLocking(t, log, mode)
+	report(t, "disk full (%s): snapshots=%d error_lines=%d readyz_while_full=%d healthz_while_full=%d readyz_after=%d processes=%d exit=%d dead_lettered=%d rows_lost=%d",
+		mode, len(bodies), errors, readyz, healthz, readyAfter, strings.Count(log, "loader started"), code, len(dead), lostRows(want, got))
+}
+
+// httpGet asks a running loader's endpoint and returns the status and body.
+func httpGet(t testing.TB, addr, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp.StatusCode, string(b)
 }
 
 func lastLine(s string) string {

@@ -94,7 +94,7 @@ func TestFaultsDamagedQueue(t *testing.T) {
 			if applied != 1 {
 				t.Fatalf("%d availability snapshots applied after the recovery, want the 1 whose message was lost", applied)
 			}
-			t.Logf("RESULT damaged queue (%s): extractor exit %d: %s; loader exit %d: %s; file unchanged; recovered availability snapshots: %d",
+			report(t, "damaged queue (%s): extractor exit %d: %s; loader exit %d: %s; file unchanged; recovered availability snapshots: %d",
 				c.name, extractorCode, extractorSaid, loaderCode, loaderSaid, applied)
 		})
 	}

@@ -84,19 +84,24 @@ func TestS3SQSChaosFaultsAndSecurity(t *testing.T) {
 	env = append(env, "AWS_ENDPOINT_URL_S3="+s3px.URL, "AWS_ENDPOINT_URL_SQS="+sqspx.URL, "PARKING_POLL_WAIT=1s")
 	// 12 kills here (20+ on the embedded backends): each restart against
 	// the servers costs a long poll, and the package must stay within CI's budget.
+	// The SQS test server updates its in-flight count only when it is asked
+	// for messages, so the next run's one-second drain is what finds a
+	// killed run's messages again (no untilVisible here).
 	stats, logs := killUntilDrained(t, rng, env, 12, 8, func() (int, bool) {
 		v, f := sqsCounts(t, q.Client, q.URL)
 		return 0, v+f == 0
 	})
 	db := dir + "/parking.db"
-	if got := dbtest.Dump(t, db); got != want {
+	got := dbtest.Dump(t, db)
+	if got != want {
 		t.Fatalf("after %d kills and faults the database differs from the clean run\n%s", stats.kills, diff(want, got))
 	}
 	if n := dbtest.Count(t, db, "snapshots", ""); n != len(bodies) {
 		t.Fatalf("ledger holds %d snapshots, want %d", n, len(bodies))
 	}
-	if v, _ := sqsCounts(t, q.Client, q.DLQURL); v != 0 {
-		t.Fatalf("%d messages in the dead-letter queue; none was poison", v)
+	dead, _ := sqsCounts(t, q.Client, q.DLQURL)
+	if dead != 0 {
+		t.Fatalf("%d messages in the dead-letter queue; none was poison", dead)
 	}
 	injected := map[string]int{}
 	for k, v := range s3px.Injected() {
@@ -105,8 +110,8 @@ func TestS3SQSChaosFaultsAndSecurity(t *testing.T) {
 	for k, v := range sqspx.Injected() {
 		injected["sqs-"+k.String()] = v
 	}
-	t.Logf("RESULT s3+sqs chaos: snapshots=%d deliveries=%d duplicate_deliveries=%d runs=%d sigkills=%d faults=%v rows_lost=0",
-		len(bodies), len(shuffled), extra, stats.runs, stats.kills, injected)
+	report(t, "s3+sqs chaos: snapshots=%d deliveries=%d duplicate_deliveries=%d runs=%d sigkills=%d faults=%v dead_lettered=%d rows_lost=%d",
+		len(bodies), len(shuffled), extra, stats.runs, stats.kills, injected, dead, lostRows(want, got))
 
 	// Security: another bucket, a key outside the prefix. Both are refused
 	// before any request to S3. The keys are new to the ledger: a key already
@@ -134,30 +139,37 @@ func TestS3SQSChaosFaultsAndSecurity(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("loader exited %d; log:\n%s", code, log)
 	}
-	if n := len(s3px.Requests()) - before; n != 0 {
-		t.Errorf("messages naming another bucket or prefix caused %d requests to S3", n)
+	outsideRequests := len(s3px.Requests()) - before
+	if outsideRequests != 0 {
+		t.Errorf("messages naming another bucket or prefix caused %d requests to S3", outsideRequests)
 	}
-	if n := strings.Count(log, "location outside the configured store"); n != 2 {
-		t.Errorf("%d refusals for 2 messages outside the store; log:\n%s", n, log)
+	refused := strings.Count(log, "location outside the configured store")
+	if refused != 2 {
+		t.Errorf("%d refusals for 2 messages outside the store; log:\n%s", refused, log)
 	}
 	if !strings.Contains(log, "someone-elses-bucket") || !strings.Contains(log, "staging/") {
 		t.Errorf("the refusals do not name what was refused:\n%s", log)
 	}
-	if v, _ := sqsCounts(t, q.Client, q.DLQURL); v != 2 {
-		t.Errorf("%d messages in the dead-letter queue, want the 2 refused", v)
+	deadRefused, _ := sqsCounts(t, q.Client, q.DLQURL)
+	if deadRefused != 2 {
+		t.Errorf("%d messages in the dead-letter queue, want the 2 refused", deadRefused)
 	}
 	// Every request the loader ever made to S3 stayed inside bucket/prefix.
+	stray := 0
 	for _, r := range s3px.Requests() {
 		if !strings.HasPrefix(r.Path, "/"+bucket+"/"+prefix+"/") {
+			stray++
 			t.Errorf("request outside the configured bucket and prefix: %s %s?%s", r.Method, r.Path, r.Query)
 		}
 	}
 	// No log of any run holds the secret key.
+	found := 0
 	for i, l := range logs {
 		if strings.Contains(l, s3srv.SecretKey) {
+			found++
 			t.Errorf("run %d logged the AWS secret access key", i+1)
 		}
 	}
-	t.Logf("RESULT security: s3_requests_total=%d outside_requests=0 refused_outside=2 runs_checked_for_secret=%d secret_found=0",
-		len(s3px.Requests()), len(logs))
+	report(t, "security: s3_requests_total=%d requests_outside_bucket_prefix=%d requests_for_refused_messages=%d refused_outside=%d dead_lettered=%d runs_checked_for_secret=%d runs_with_secret=%d",
+		len(s3px.Requests()), stray, outsideRequests, refused, deadRefused, len(logs), found)
 }

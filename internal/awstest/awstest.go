@@ -3,7 +3,7 @@
 // real protocol implementations rather than mocks of the SDK.
 //
 // Without the servers' environment a test is skipped with a message naming
-// scripts/test; under CI (CI=true) it fails instead, because integration tests
+// scripts/test; under CI (CI=true or CI=1, internal/ci) it fails instead, because integration tests
 // that quietly skip in CI prove nothing.
 package awstest
 
@@ -24,6 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/parking-newtaipei/parking-newtaipei/internal/ci"
 )
 
 // The environment scripts/test exports for the tests.
@@ -79,10 +81,7 @@ func SQSEndpoint(t testing.TB) string {
 
 func missing(t testing.TB, what string) {
 	t.Helper()
-	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-		t.Fatalf("%s not set: under CI the integration tests must run; run them through scripts/test", what)
-	}
-	t.Skipf("%s not set: run scripts/test to start the S3 and SQS test servers", what)
+	ci.SkipOrFail(t, "%s not set: run the tests through scripts/test, which starts the S3 and SQS test servers", what)
 }
 
 // Config is an AWS configuration for the test servers: static credentials,

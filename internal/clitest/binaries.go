@@ -7,6 +7,7 @@ package clitest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -189,4 +190,21 @@ func SourceEnv(t testing.TB, root string, dirs ...string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Run runs a built binary to completion and returns its exit code and
+// output. A binary that cannot be started fails the test.
+func Run(t testing.TB, cmd *exec.Cmd) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("run %s: %v", cmd.Path, err)
+	}
+	return code, out.String(), errOut.String()
 }

@@ -53,7 +53,7 @@ func Load(ctx context.Context, db *sqlite.DB) (Data, error) {
 	// applies (a few days' worth) made Last newer than the written history.
 	for _, end := range []time.Time{d.Last, d.Last.AddDate(0, -1, 0)} {
 		for _, id := range live {
-			var h []sqlite.Observation
+			var h []sqlite.HistoryPoint
 			if err := db.Read(ctx, func(r *sqlite.DB) (err error) {
 				h, err = r.History(ctx, id, end.Add(-7*24*time.Hour), end)
 				return err

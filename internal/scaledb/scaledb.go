@@ -377,7 +377,7 @@ func write(ctx context.Context, raw *sql.DB, batches <-chan *batch) error {
 }
 
 // summaries are what the apply keeps in obs_months, obs_month_lots and
-// ledger_counts (migration 0002), gathered while generating.
+// ledger_counts (migration 0003), gathered while generating.
 type summaries struct {
 	months []*monthSummary
 	last   string // newest applied_at

@@ -5,19 +5,16 @@ package snapshottest
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"net/http"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
-	// The database package registers the "sqlite" driver.
 	"github.com/parking-newtaipei/parking-newtaipei/internal/feedtest"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/extract"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
-	_ "github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
 )
 
@@ -115,16 +112,4 @@ func Month(ctx context.Context, st store.Store, start time.Time, n int, interval
 		})
 	}
 	return g.Wait()
-}
-
-// Count returns the single integer a query answers, on a closed database.
-func Count(ctx context.Context, path, query string) (int64, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	if err != nil {
-		return 0, err
-	}
-	defer db.Close()
-	var n int64
-	err = db.QueryRowContext(ctx, query).Scan(&n)
-	return n, err
 }

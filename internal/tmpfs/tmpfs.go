@@ -10,19 +10,18 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
+
+	"github.com/parking-newtaipei/parking-newtaipei/internal/ci"
 )
 
 // Mount mounts a tmpfs of size bytes on a new directory and returns its
 // path; it is unmounted when the test ends. Mounting needs root: without it
-// the test is skipped, except under CI (CI=true or CI=1), where the tests run
-// as root and a skip would hide a test that never ran.
+// the test is skipped, except under CI (ci.Enabled), where the tests run as
+// root and a skip would hide a test that never ran.
 func Mount(t testing.TB, size int64) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-			t.Fatal("this test mounts a small tmpfs and needs root; CI runs as root")
-		}
-		t.Skip("this test mounts a small tmpfs and needs root")
+		ci.SkipOrFail(t, "this test mounts a small tmpfs and needs root; CI runs as root")
 	}
 	dir := filepath.Join(t.TempDir(), "tmpfs")
 	if err := os.Mkdir(dir, 0o755); err != nil {

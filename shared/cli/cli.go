@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/redact"
 )
 
 // Exit codes, the same as the original project's.
@@ -175,9 +176,40 @@ func (f *Flags) Start(args []string, cfg Config) (*slog.Logger, error) {
 		return nil, err
 	}
 	if cfg != nil {
-		log.Debug("effective configuration", "config", cfg)
+		log.Debug("effective configuration", "config", redacted(cfg))
 	}
 	return log, nil
+}
+
+// redacted is cfg as its JSON says it, with the user info of every URL in it
+// removed (a feed URL may carry user:password@); secrets that are not URLs
+// are kept out by their json:"-" tags.
+func redacted(cfg Config) any {
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return fmt.Sprintf("(configuration not shown: %v)", err)
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return fmt.Sprintf("(configuration not shown: %v)", err)
+	}
+	var walk func(any) any
+	walk = func(v any) any {
+		switch x := v.(type) {
+		case string:
+			return redact.URL(x)
+		case map[string]any:
+			for k, e := range x {
+				x[k] = walk(e)
+			}
+		case []any:
+			for i, e := range x {
+				x[i] = walk(e)
+			}
+		}
+		return v
+	}
+	return walk(v)
 }
 
 // UsageError ends a command refused for how it was called: it prints err on

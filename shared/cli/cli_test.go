@@ -110,3 +110,39 @@ func TestParseRangeNeedsAFromBeforeTheToAndDefaultsToNow(t *testing.T) {
 		}
 	}
 }
+
+type urlConfig struct {
+	FeedBaseURL string
+	Store       string
+	Mirrors     []string
+	Nested      struct{ Queue string }
+}
+
+func (urlConfig) Validate() error { return nil }
+
+// The effective configuration logged at debug shows every setting but no
+// URL's user info (issue 13, item 8: a feed URL with user:password@ was
+// printed whole).
+func TestDebugConfigurationHasNoUserInfo(t *testing.T) {
+	var logs strings.Builder
+	var level string
+	f := NewFlags("t", func(string) string { return "" }, io.Discard, &logs)
+	f.LogLevel(&level)
+	cfg := urlConfig{FeedBaseURL: "https://feeduser:s3cr3t@data.example/base", Store: "file://./data/snapshots",
+		Mirrors: []string{"http://mirror:m1rr0r@mirror.example/"}}
+	cfg.Nested.Queue = "https://sqs.example/1/q"
+	if _, err := f.Start([]string{"-log-level", "debug"}, cfg); err != nil {
+		t.Fatal(err)
+	}
+	log := logs.String()
+	for _, want := range []string{`"msg":"effective configuration"`, "https://data.example/base", "file://./data/snapshots", "http://mirror.example/", "https://sqs.example/1/q"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the debug configuration lacks %q:\n%s", want, log)
+		}
+	}
+	for _, secret := range []string{"feeduser", "s3cr3t", "m1rr0r"} {
+		if strings.Contains(log, secret) {
+			t.Errorf("the debug configuration holds %q:\n%s", secret, log)
+		}
+	}
+}

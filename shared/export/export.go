@@ -39,7 +39,7 @@ func ParseFormat(s string) (Format, error) {
 // Source is what the exports read; *sqlite.DB implements it.
 type Source interface {
 	LatestAvailability(ctx context.Context) (sqlite.LatestAvailability, error)
-	ActiveLots(ctx context.Context) ([]sqlite.LotExport, error)
+	ActiveLots(ctx context.Context) ([]sqlite.Lot, error)
 }
 
 // Write reads the database and writes one export to w.
@@ -141,7 +141,7 @@ type featureProperties struct {
 
 // WriteGeoJSON writes a FeatureCollection of the lots that have a position;
 // lots geo could not place are left out (the CSV lists them, with the reason).
-func WriteGeoJSON(w io.Writer, lots []sqlite.LotExport) error {
+func WriteGeoJSON(w io.Writer, lots []sqlite.Lot) error {
 	fc := featureCollection{Type: "FeatureCollection", Features: []feature{}}
 	for _, l := range lots {
 		if !l.HasPosition {
@@ -151,14 +151,7 @@ func WriteGeoJSON(w io.Writer, lots []sqlite.LotExport) error {
 			ParkingID: l.ID, Name: l.Name, District: l.Area, Address: l.Address, Type: l.Type,
 			TotalCar: l.TotalCar, TotalMotor: l.TotalMotor, TotalBike: l.TotalBike,
 		}
-		if l.HasAvailable {
-			v := l.AvailableCar
-			p.AvailableCar = &v
-		}
-		if l.ObservedAt != "" {
-			at := l.ObservedAt
-			p.ObservedAt = &at
-		}
+		p.AvailableCar, p.ObservedAt = l.LiveValue()
 		fc.Features = append(fc.Features, feature{
 			Type: "Feature", ID: l.ID,
 			Geometry:   point{Type: "Point", Coordinates: [2]float64{round6(l.Lon), round6(l.Lat)}},
@@ -179,7 +172,7 @@ var CSVHeader = []string{"parking_id", "area", "name", "type", "address", "total
 // WriteCSV writes every active lot, with or without a position, as UTF-8 CSV
 // with a byte-order mark: the city's own CSV has one, and Excel needs it to
 // read Chinese text as UTF-8.
-func WriteCSV(w io.Writer, lots []sqlite.LotExport) error {
+func WriteCSV(w io.Writer, lots []sqlite.Lot) error {
 	if _, err := io.WriteString(w, "\ufeff"); err != nil {
 		return fmt.Errorf("export csv: %w", err)
 	}

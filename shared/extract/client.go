@@ -8,6 +8,19 @@ package extract
 // On data.ntpc.gov.tw an HTTP 200 is not success: the F5 WAF answers some
 // requests with a "Request Rejected" HTML page and status 200. Every body is
 // therefore validated and parsed before it counts.
+//
+// The client follows no redirect. The platform's endpoints answer where they
+// are asked (docs: shared/reference/ntpc-feeds.md lists no redirect), and a
+// snapshot records each response with the URL it was asked of: a followed
+// redirect would store another host's bytes under the feed's URL and put
+// another host's answer in the logs (it once printed credentials from an
+// internal address). A redirect is an error naming where it pointed, without
+// its query or user info; an operator whose platform moved sets the new
+// -feed-base-url.
+//
+// User info in the base URL (https://user:password@host) is sent as Basic
+// authentication, as net/http sends it, but never logged, quoted in an error
+// or stored: every URL the client writes anywhere is the base without it.
 
 import (
 	"bytes"
@@ -26,6 +39,7 @@ import (
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/redact"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 )
 
@@ -56,9 +70,15 @@ type StatusError struct {
 	Status int
 	// Head is the first bytes of the body.
 	Head string
+	// Location is where a redirect pointed: scheme, host and path only.
+	Location string
 }
 
 func (e *StatusError) Error() string {
+	if e.Status >= 300 && e.Status < 400 {
+		return fmt.Sprintf("GET %s: status %d, a redirect to %s, which the feed client does not follow (is -feed-base-url still the platform's address?)",
+			e.URL, e.Status, e.Location)
+	}
 	return fmt.Sprintf("GET %s: status %d (body starts with %q)", e.URL, e.Status, e.Head)
 }
 
@@ -138,15 +158,16 @@ func (c ClientConfig) withDefaults() ClientConfig {
 // Validate reports whether c, with its defaults applied, is usable.
 func (c ClientConfig) Validate() error {
 	c = c.withDefaults()
+	shown := redact.URL(c.BaseURL)
 	u, err := url.Parse(c.BaseURL)
 	if err != nil {
-		return fmt.Errorf("base URL %q: %w", c.BaseURL, err)
+		return fmt.Errorf("base URL %q: not a URL", shown)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return fmt.Errorf("base URL %q: want http(s)://host[/path]", c.BaseURL)
+		return fmt.Errorf("base URL %q: want http(s)://host[/path]", shown)
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("base URL %q: must not carry a query or fragment", c.BaseURL)
+		return fmt.Errorf("base URL %q: must not carry a query or fragment", shown)
 	}
 	switch {
 	case c.PageSize < 1 || c.PageSize > MaxPageSize:
@@ -167,8 +188,14 @@ func (c ClientConfig) Validate() error {
 
 // Client fetches the feeds. It is safe for concurrent use.
 type Client struct {
-	cfg  ClientConfig
+	cfg ClientConfig
+	// base is the base URL without user info: every URL built from it may
+	// be logged and stored.
 	base string
+	// user is the base URL's user info, set on each request only.
+	user *url.Userinfo
+	// http is cfg.HTTPClient, following no redirect.
+	http *http.Client
 }
 
 // NewClient returns a client for cfg.
@@ -177,7 +204,15 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		return nil, fmt.Errorf("fetch config: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	return &Client{cfg: cfg, base: strings.TrimRight(cfg.BaseURL, "/")}, nil
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil { // Validate parsed it
+		return nil, fmt.Errorf("fetch config: base URL %q: not a URL", redact.URL(cfg.BaseURL))
+	}
+	user := u.User
+	u.User = nil
+	hc := *cfg.HTTPClient
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Client{cfg: cfg, base: strings.TrimRight(u.String(), "/"), user: user, http: &hc}, nil
 }
 
 // Fetch fetches the whole of dataset d in format f and returns the snapshot of
@@ -330,15 +365,20 @@ func (c *Client) once(ctx context.Context, u string) (snapshot.Response, time.Du
 	if err != nil {
 		return snapshot.Response{}, 0, fmt.Errorf("GET %s: %w", u, err)
 	}
+	req.URL.User = c.user // Basic authentication; u itself never carries it
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
 	req.Header.Set("Accept", "application/json, text/csv;q=0.9, */*;q=0.1")
 	requested := c.cfg.Now().UTC()
 	start := time.Now()
-	resp, err := c.cfg.HTTPClient.Do(req)
+	resp, err := c.http.Do(req)
 	if err != nil {
 		return snapshot.Response{}, 0, c.transportError(ctx, u, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		// Not followed, not read, not retried: see the file comment.
+		return snapshot.Response{}, 0, &StatusError{URL: u, Status: resp.StatusCode, Location: location(resp)}
+	}
 	limit := c.cfg.MaxBodyBytes
 	if resp.ContentLength > limit {
 		return snapshot.Response{}, 0, fmt.Errorf("GET %s: status %d: body of %d bytes is larger than the %d allowed", u, resp.StatusCode, resp.ContentLength, limit)
@@ -372,11 +412,23 @@ func (c *Client) once(ctx context.Context, u string) (snapshot.Response, time.Du
 	return r, 0, err
 }
 
+// location is where a redirect points, as far as a log may say: scheme,
+// host and path, without user info, query or fragment.
+func location(resp *http.Response) string {
+	loc, err := resp.Location()
+	if err != nil {
+		return "an unreadable Location"
+	}
+	loc.User, loc.RawQuery, loc.ForceQuery, loc.Fragment = nil, "", false, ""
+	return loc.String()
+}
+
 // transportError classifies a failed request or body read. Timeouts, resets
 // and cut-off bodies are retried; a cancelled caller and a certificate the
-// verifier refuses are not: neither changes by asking again.
+// verifier refuses are not: neither changes by asking again. net/http quotes
+// the request URL, user info included, in its errors: it is replaced by u.
 func (c *Client) transportError(ctx context.Context, u string, err error) error {
-	err = fmt.Errorf("GET %s: %w", u, err)
+	err = fmt.Errorf("GET %s: %w", u, redact.Error(err, func(string) string { return u }))
 	if ctx.Err() != nil {
 		return fmt.Errorf("%w (%w)", err, context.Cause(ctx))
 	}

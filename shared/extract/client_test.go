@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -399,5 +401,159 @@ func TestNoRetriesConfig(t *testing.T) {
 	c, _ := client(t, srv.URL, srv.Client(), func(c *extract.ClientConfig) { c.Retries = -1 })
 	if _, _, err := c.Fetch(context.Background(), feed.Lots, feed.JSON); err == nil || srv.TotalRequests() != 1 {
 		t.Fatalf("%v, %d requests", err, srv.TotalRequests())
+	}
+}
+
+// The client follows no redirect, to another host or its own: a redirect
+// is an error naming the status and where it pointed (without its query),
+// tried once, and no byte of what the other address would have answered
+// reaches the error, the log or a snapshot (issue 13, item 7: it printed
+// credentials from an internal address).
+func TestFetchFollowsNoRedirect(t *testing.T) {
+	const secret = `{"AccessKeyId":"ASIAINTERNAL","SecretAccessKey":"internal-secret"}`
+	var internalHits sync.Map
+	internal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		internalHits.Store(r.URL.Path, true)
+		w.Write([]byte(secret))
+	}))
+	defer internal.Close()
+	var feedHits int
+	var mu sync.Mutex
+	feedSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		feedHits++
+		mu.Unlock()
+		target := internal.URL + "/latest/meta-data/iam/security-credentials/role?token=abc"
+		if r.URL.Query().Get("same") != "" || strings.HasPrefix(r.URL.Path, "/same") {
+			target = "/elsewhere/on/the/feed?token=abc"
+		}
+		http.Redirect(w, r, target, http.StatusFound)
+	}))
+	defer feedSrv.Close()
+
+	for _, tc := range []struct{ name, base, location string }{
+		{"another host", feedSrv.URL, internal.URL + "/latest/meta-data/iam/security-credentials/role"},
+		{"the same host", feedSrv.URL + "/same", feedSrv.URL + "/elsewhere/on/the/feed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			feedHits = 0
+			mu.Unlock()
+			c, logs := client(t, tc.base, nil, nil)
+			_, _, err := c.Fetch(context.Background(), feed.Lots, feed.JSON)
+			var se *extract.StatusError
+			if !errors.As(err, &se) || se.Status != http.StatusFound || se.Location != tc.location {
+				t.Fatalf("fetch through a redirect: %v; want a StatusError 302 naming %s", err, tc.location)
+			}
+			if strings.Contains(err.Error(), "token=abc") || !strings.Contains(err.Error(), "does not follow") {
+				t.Errorf("error %q: want the redirect named without its query, and said not followed", err)
+			}
+			for _, text := range []string{err.Error(), logs.b.String()} {
+				if strings.Contains(text, "internal-secret") || strings.Contains(text, "ASIAINTERNAL") {
+					t.Fatalf("the other address's answer was quoted: %s", text)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if feedHits != 1 {
+				t.Errorf("%d requests to the feed, want 1: a redirect is not retried", feedHits)
+			}
+		})
+	}
+	internalHits.Range(func(k, _ any) bool {
+		t.Errorf("the client followed a redirect to %s", k)
+		return true
+	})
+}
+
+// User info in the base URL is sent as Basic authentication and never
+// written anywhere: not in the snapshot's responses[].url, the logs (debug
+// included) or an error, whether the feed answers, fails, or cannot be
+// reached (issue 13, item 8).
+func TestFetchKeepsBaseURLCredentialsSecret(t *testing.T) {
+	const user, password = "feeduser", "s3cr3t-pw"
+	srv := feedtest.NewServer(t)
+	upstream, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var authed, refused int
+	var mu sync.Mutex
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if u, p, ok := r.BasicAuth(); !ok || u != user || p != password {
+			refused++
+			http.Error(w, "credentials required", http.StatusUnauthorized)
+			return
+		}
+		authed++
+		httputil.NewSingleHostReverseProxy(upstream).ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	withCredentials := func(base string) string {
+		return strings.Replace(base, "http://", "http://"+user+":"+password+"@", 1)
+	}
+	secretIn := func(what, text string) {
+		t.Helper()
+		if strings.Contains(text, password) || strings.Contains(text, user) {
+			t.Errorf("%s holds the base URL's credentials:\n%s", what, text)
+		}
+	}
+
+	c, logs := client(t, withCredentials(front.URL), nil, nil)
+	snap, _, err := c.Fetch(context.Background(), feed.Lots, feed.JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if authed == 0 || refused != 0 {
+		t.Errorf("%d requests authenticated, %d refused: the credentials were not sent", authed, refused)
+	}
+	mu.Unlock()
+	for _, r := range snap.Responses {
+		secretIn("a stored response URL", r.URL)
+		if !strings.HasPrefix(r.URL, front.URL+"/api/datasets/") {
+			t.Errorf("stored response URL %q, want the feed's URL without user info", r.URL)
+		}
+	}
+	encoded, _, err := snapshot.Encode(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoded, err := snapshot.Decode(encoded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range decoded.Responses {
+		secretIn("the encoded snapshot", r.URL)
+	}
+
+	// A failing feed (retried, then an error) and an unreachable one.
+	srv.FailNext(100, http.StatusServiceUnavailable)
+	_, _, err = c.Fetch(context.Background(), feed.Lots, feed.JSON)
+	if err == nil {
+		t.Fatal("a failing feed was accepted")
+	}
+	secretIn("the error of a failing feed", err.Error())
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	gone, goneLogs := client(t, withCredentials(closed.URL), nil, nil)
+	_, _, err = gone.Fetch(context.Background(), feed.Lots, feed.JSON)
+	if err == nil {
+		t.Fatal("an unreachable feed was accepted")
+	}
+	if !strings.Contains(err.Error(), closed.URL) {
+		t.Errorf("the error does not name the feed: %v", err)
+	}
+	secretIn("the error of an unreachable feed", err.Error())
+	secretIn("the client's log", logs.b.String()+goneLogs.b.String())
+	if !strings.Contains(logs.b.String(), `"msg":"fetch retry"`) || !strings.Contains(goneLogs.b.String(), `"msg":"fetch retry"`) {
+		t.Errorf("the failures were not logged, so the check above read nothing:\n%s\n%s", logs.b.String(), goneLogs.b.String())
+	}
+	if _, err := extract.NewClient(extract.ClientConfig{BaseURL: "ftp://" + user + ":" + password + "@host"}); err == nil {
+		t.Error("an ftp base URL was accepted")
+	} else {
+		secretIn("the error of a refused base URL", err.Error())
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
@@ -19,9 +20,27 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
 )
 
-// ErrUnchanged says a lots fetch equals the last stored one: nothing was
-// stored or enqueued (the extractor exits 2, like the original's skip).
+// ErrUnchanged says a lots fetch equals the last stored one, stored less
+// than UnchangedWindow before: nothing was stored or enqueued (the extractor
+// exits 2, like the original's skip).
 var ErrUnchanged = errors.New("lots unchanged since the last stored snapshot")
+
+// ErrShape says a feed answered rows without the columns of its dataset
+// (see feed.RequiredLotColumns): nothing was stored.
+var ErrShape = errors.New("not the dataset's columns")
+
+// UnchangedWindow is how long after the last stored lots snapshot an
+// identical fetch is skipped. The skip cannot know whether that snapshot
+// became data: the loader may have refused it (a guard), dead-lettered it,
+// or never received its message. Were the skip unbounded, the daily fetch
+// would never store the same list again, so a refused removal of many lots
+// would be judged once and then never again, silently. Under a day, every
+// daily fetch stores (and the loader judges it, and refuses it again, with
+// its alarm, while the feed still says so), while a manual rerun, a retry
+// or loader local's start-up fetch within hours is skipped as the original
+// skipped it. The cost is one lots object a day (~100-300 KB) that the
+// loader records as applied with nothing changed.
+const UnchangedWindow = 12 * time.Hour
 
 // Fetcher fetches one dataset as a snapshot and the rows its responses hold
 // (Client implements it).
@@ -97,6 +116,9 @@ func (j *Job) Run(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	if err := checkShape(snap, rows); err != nil {
+		return res, err
+	}
 	if req.Dataset == feed.Lots {
 		res.ContentHash = feed.LotsContentHash(rows.Lots)
 		if !req.Force {
@@ -105,8 +127,14 @@ func (j *Job) Run(ctx context.Context, req Request) (Result, error) {
 				return res, err
 			}
 			if prev != nil && prev.ContentHash == res.ContentHash {
-				log.Info("lots unchanged; nothing stored", "content_hash", res.ContentHash, "last_key", prev.Key, "rows", rows.Len())
-				return res, ErrUnchanged
+				age := res.FetchedAt.Sub(prev.FetchedAt)
+				if age >= 0 && age < UnchangedWindow {
+					log.Info("lots unchanged; nothing stored", "content_hash", res.ContentHash, "last_key", prev.Key, "rows", rows.Len(),
+						"last_stored_ago", age.Round(time.Second).String())
+					return res, ErrUnchanged
+				}
+				log.Info("lots unchanged, but the last stored snapshot is older than the skip window; storing again",
+					"last_key", prev.Key, "last_stored_ago", age.Round(time.Second).String(), "window", UnchangedWindow.String())
 			}
 		}
 	}
@@ -125,6 +153,28 @@ func (j *Job) Run(ctx context.Context, req Request) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// checkShape refuses rows that lack a column of their dataset in every
+// row: a URL answering another dataset's rows, or rows without names or
+// coordinates. Applied, they would blank every lot.
+func checkShape(snap *snapshot.Snapshot, rows Rows) error {
+	var missing []string
+	switch snap.Dataset {
+	case feed.Lots:
+		missing = feed.MissingLotColumns(rows.Lots)
+	case feed.Availability:
+		missing = feed.MissingAvailabilityColumns(rows.Availability)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	url := ""
+	if len(snap.Responses) > 0 {
+		url = snap.Responses[0].URL
+	}
+	return fmt.Errorf("%s feed %s (%d responses, %d rows): %w: no row has a value for %s; nothing stored",
+		snap.Dataset, url, len(snap.Responses), rows.Len(), ErrShape, strings.Join(missing, ", "))
 }
 
 // Prepare encodes a fetched snapshot and describes it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,5 +171,59 @@ func TestRejectedFeedStoresNothing(t *testing.T) {
 	}
 	if s, m := f.count(t); s != 0 || m != 0 {
 		t.Fatalf("a rejected fetch wrote %d snapshots and %d messages", s, m)
+	}
+}
+
+// Issue 13, item 2: the lots URL answering the live feed's rows (IDs and
+// nothing else) stores nothing; the error names the URL and what is missing.
+func TestWrongShapeStoresNothing(t *testing.T) {
+	f := newFixture(t)
+	var rows []feed.LotRow
+	for _, r := range feedtest.SampleAvailability(1) {
+		rows = append(rows, feed.LotRow{ID: r.ID})
+	}
+	f.feed.SetLots(rows)
+	for _, dry := range []bool{true, false} {
+		_, err := f.job.Run(context.Background(), extract.Request{Dataset: feed.Lots, Format: feed.JSON, DryRun: dry})
+		want := f.feed.URL + feedtest.JSONPath(feed.Lots) + "?page=0&size=1000"
+		if !errors.Is(err, extract.ErrShape) || !strings.Contains(err.Error(), want) ||
+			!strings.Contains(err.Error(), "no row has a value for NAME, AREA, ADDRESS, TW97X, TW97Y, TOTALCAR") {
+			t.Fatalf("dry run %v: %v; want ErrShape naming %s and the missing columns", dry, err, want)
+		}
+	}
+	if s, m := f.count(t); s != 0 || m != 0 {
+		t.Fatalf("a wrong-shape fetch wrote %d snapshots and %d messages", s, m)
+	}
+	if _, err := f.store.ReadState(context.Background(), "lots-content"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a wrong-shape fetch recorded a content hash: %v", err)
+	}
+}
+
+// Issue 13, item 11: an identical lots list is skipped only within
+// UnchangedWindow of the last stored one, so the next day's fetch stores it
+// again and the loader judges it again (a refused one cannot hide for ever).
+func TestUnchangedLotsAreStoredAgainAfterTheWindow(t *testing.T) {
+	f := newFixture(t)
+	lots := feedtest.SampleLots()
+	t0 := time.Date(2026, 11, 26, 18, 0, 30, 0, time.UTC)
+	run := func(at time.Time) error {
+		job := &extract.Job{Fetcher: rowsFetcher{snap: snapshottest.Lots(at, lots), rows: extract.Rows{Lots: lots}}, Store: f.store, Queue: f.queue}
+		_, err := job.Run(context.Background(), extract.Request{Dataset: feed.Lots, Format: feed.JSON})
+		return err
+	}
+	if err := run(t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(t0.Add(extract.UnchangedWindow - time.Second)); !errors.Is(err, extract.ErrUnchanged) {
+		t.Fatalf("within the window: %v, want ErrUnchanged", err)
+	}
+	if err := run(t0.Add(24 * time.Hour)); err != nil {
+		t.Fatalf("the next day's identical list: %v, want it stored", err)
+	}
+	if err := run(t0.Add(25 * time.Hour)); !errors.Is(err, extract.ErrUnchanged) {
+		t.Fatalf("an hour after that: %v, want ErrUnchanged (the window starts again)", err)
+	}
+	if s, m := f.count(t); s != 2 || m != 2 {
+		t.Fatalf("%d snapshots and %d messages; want 2 and 2", s, m)
 	}
 }

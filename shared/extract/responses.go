@@ -149,19 +149,23 @@ func (ex *Exchange) Snapshot() (*snapshot.Snapshot, int, error) {
 		body = b.Bytes()
 	}
 	var rows int
+	var missing []string
 	switch d {
 	case feed.Lots:
 		r, err := feed.ParseLots(format, body)
 		if err != nil {
 			return nil, 0, fmt.Errorf("%w: %s body: %v", ErrSkip, format, err)
 		}
-		rows = len(r)
+		rows, missing = len(r), feed.MissingLotColumns(r)
 	case feed.Availability:
 		r, err := feed.ParseAvailability(format, body)
 		if err != nil {
 			return nil, 0, fmt.Errorf("%w: %s body: %v", ErrSkip, format, err)
 		}
-		rows = len(r)
+		rows, missing = len(r), feed.MissingAvailabilityColumns(r)
+	}
+	if len(missing) > 0 {
+		return nil, 0, fmt.Errorf("%w: %v: no row has a value for %s", ErrSkip, ErrShape, strings.Join(missing, ", "))
 	}
 	if rows == 0 {
 		return nil, 0, fmt.Errorf("%w: no rows", ErrSkip)

@@ -16,7 +16,7 @@ func TestSnapshotFromPythonJSON(t *testing.T) {
 	raw := `{"timestamp": "2026-01-31T23:55:00.250000", "request": {"method": "GET", "url": "https://data.ntpc.gov.tw/api/datasets/` +
 		feed.Lots.UUID() + `/json?page=0&size=1000", "endpoint": "x", "headers": {}, "body": null},
 		"response": {"status_code": 200, "headers": {"Content-Type": "application/json"},
-		"body": [{"ID": "010001", "AREA": "\u677f\u6a4b\u5340", "NAME": "a", "TYPE": "1", "SUMMARY": "", "ADDRESS": "", "TEL": "",
+		"body": [{"ID": "010001", "AREA": "\u677f\u6a4b\u5340", "NAME": "a", "TYPE": "1", "SUMMARY": "", "ADDRESS": "\u677f\u6a4b\u5340\u4e2d\u5c71\u8def", "TEL": "",
 		"PAYEX": "", "SERVICETIME": "", "TW97X": "297265", "TW97Y": "2767000", "TOTALCAR": "10", "TOTALMOTOR": "0", "TOTALBIKE": ""}]}}`
 	var ex Exchange
 	if err := json.Unmarshal([]byte(raw), &ex); err != nil {

@@ -94,6 +94,30 @@ type Queue interface {
 	Close() error
 	// String is the queue's URL, for logs.
 	String() string
+	// Polling says how a consumer may wait on this backend: whether a long
+	// poll can be interrupted safely, and how long a receive must wait for
+	// an empty answer to mean that no message is visible.
+	Polling() Polling
+}
+
+// Polling is what a consumer needs to know to stop, or to drain, promptly
+// without stranding a message.
+type Polling struct {
+	// Interruptible: cancelling the context of a waiting Receive takes no
+	// message. The Receive returns the context's error and every message it
+	// had not returned stays as it was (visible, with its receive count);
+	// a Receive whose context is already done takes nothing. When false
+	// (SQS: a cancelled ReceiveMessage may already have taken messages,
+	// which then stay hidden for their whole visibility timeout,
+	// aws-sdk-go-v2 #2068), a consumer stopping gracefully must let the
+	// long poll return and hand back what it brought.
+	Interruptible bool
+	// EmptyWait is the shortest wait with which a Receive that returns no
+	// message means that none was visible: 0 where the backend can tell at
+	// once, more where a receive without a wait looks at only part of the
+	// queue (SQS's short poll samples some of its servers and may answer
+	// empty while messages wait). A drain stops after one such receive.
+	EmptyWait time.Duration
 }
 
 // CheckReceive refuses Receive arguments outside SQS's limits, rather than

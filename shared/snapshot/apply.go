@@ -27,9 +27,32 @@ type Input struct {
 	FetchedAt    time.Time
 	Lots         []feed.LotRow
 	Availability []feed.AvailabilityRow
-	// AllowMassDelete lets a lots snapshot remove more than half the active lots.
+	// AllowMassDelete turns off the guards against a snapshot that would
+	// change too much at once: a lots snapshot removing or blanking more than
+	// half of the active lots, an availability snapshot bringing more than
+	// MaxNewLotIDs IDs never seen before.
 	AllowMassDelete bool
 }
+
+// MaxFetchAhead is how far a snapshot's fetch time may be ahead of the time
+// the store wrote it (Input.StoredAt) before the snapshot is refused as
+// coming from the future. A fetch happens before its put, so a genuine
+// snapshot is ahead only by how far the extractor's clock is ahead of the
+// store's: milliseconds for hosts kept by NTP (Amazon Time Sync on Fargate;
+// the same host for a file store), while 15 minutes is the skew S3 itself
+// refuses a signed request for (RequestTimeTooSkewed). An extractor further
+// ahead than that stamps its observations with wrong times, and refusing them
+// loudly is right. A forged or mis-clocked snapshot inside the tolerance
+// holds the latest values for at most this long before real snapshots
+// overtake it. Only the future is suspect: import-responses stores
+// snapshots years after their fetch.
+const MaxFetchAhead = 15 * time.Minute
+
+// MaxNewLotIDs is the most lot IDs, unknown to both feeds so far, that one
+// availability snapshot may bring. The live feed has about 1,430 IDs in all,
+// so a first snapshot into an empty database passes; a snapshot of invented
+// IDs does not.
+const MaxNewLotIDs = 5000
 
 // Outcome is what became of a snapshot.
 type Outcome string
@@ -72,6 +95,10 @@ type LotsQuality struct {
 	LotsWithoutPosition int `json:"lots_without_position"`
 	// WithoutPositionByReason splits LotsWithoutPosition by geo's note.
 	WithoutPositionByReason map[string]int `json:"without_position_by_reason,omitempty"`
+	// Blanked counts lots, present before and in this snapshot, whose name,
+	// district, address, coordinates or car capacity had a value before and
+	// is empty here.
+	Blanked int `json:"blanked,omitempty"`
 }
 
 // AvailabilityQuality is the availability-specific part of Quality.
@@ -92,6 +119,8 @@ type AvailabilityQuality struct {
 	UnknownLotIDs int `json:"unknown_lot_ids"`
 	// UnknownLotIDSample lists up to 10 of them, sorted.
 	UnknownLotIDSample []string `json:"unknown_lot_id_sample,omitempty"`
+	// NewLotIDs counts IDs seen in neither feed before this snapshot.
+	NewLotIDs int `json:"new_lot_ids,omitempty"`
 }
 
 // Result reports what Apply did with one Input.

@@ -31,14 +31,21 @@ func (e invalidError) Is(target error) bool { return target == ErrInvalid }
 
 func invalid(format string, a ...any) error { return invalidError{fmt.Errorf(format, a...)} }
 
-// IsPermanent reports whether err says that reading the snapshot can never
-// succeed, however often it is tried: the location is outside the store, the
-// object is too large, its bytes are not the announced ones, it cannot be
-// decoded, or it is not what its key or message says. Anything else (the
-// store unreachable, a missing object that a restore may bring back) may pass
-// on a later try.
+// ErrUnappliable wraps every error that says the database can never take a
+// snapshot's rows, whatever its state: the rows themselves break a rule of
+// the schema (a value too large for it, a constraint). Applying it again
+// never helps; a failing database (full, busy, an I/O error) is not this.
+var ErrUnappliable = errors.New("snapshot can never be applied")
+
+// IsPermanent reports whether err says that reading or applying the snapshot
+// can never succeed, however often it is tried: the location is outside the
+// store, the object is too large, its bytes are not the announced ones, it
+// cannot be decoded, it is not what its key or message says, or its rows
+// cannot be stored (ErrUnappliable). Anything else (the store unreachable, a
+// missing object that a restore may bring back, the database failing) may
+// pass on a later try.
 func IsPermanent(err error) bool {
-	return errors.Is(err, ErrInvalid) || errors.Is(err, ErrCorrupt) ||
+	return errors.Is(err, ErrInvalid) || errors.Is(err, ErrCorrupt) || errors.Is(err, ErrUnappliable) ||
 		errors.Is(err, store.ErrOutside) || errors.Is(err, store.ErrChecksum) || errors.Is(err, store.ErrTooLarge)
 }
 

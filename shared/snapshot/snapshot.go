@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
 )
 
 // FormatName marks a document as a snapshot of this project.
@@ -178,29 +179,22 @@ func (s *Snapshot) Rows() (lots []feed.LotRow, availability []feed.AvailabilityR
 }
 
 // Lots parses every response body as lots rows, in order.
-func (s *Snapshot) Lots() ([]feed.LotRow, error) {
-	if s.Dataset != feed.Lots {
-		return nil, fmt.Errorf("snapshot holds %s, not lots", s.Dataset)
-	}
-	var rows []feed.LotRow
-	for i, r := range s.Responses {
-		page, err := feed.ParseLots(s.Source, r.Body)
-		if err != nil {
-			return nil, fmt.Errorf("response %d (%s): %w", i, r.URL, err)
-		}
-		rows = append(rows, page...)
-	}
-	return rows, nil
-}
+func (s *Snapshot) Lots() ([]feed.LotRow, error) { return parsePages(s, feed.Lots, feed.ParseLots) }
 
 // Availability parses every response body as availability rows, in order.
 func (s *Snapshot) Availability() ([]feed.AvailabilityRow, error) {
-	if s.Dataset != feed.Availability {
-		return nil, fmt.Errorf("snapshot holds %s, not availability", s.Dataset)
+	return parsePages(s, feed.Availability, feed.ParseAvailability)
+}
+
+// parsePages parses every response body of s, which must hold d, with
+// parse, and returns the rows in order.
+func parsePages[R any](s *Snapshot, d feed.Dataset, parse func(feed.Format, []byte) ([]R, error)) ([]R, error) {
+	if s.Dataset != d {
+		return nil, fmt.Errorf("snapshot holds %s, not %s", s.Dataset, d)
 	}
-	var rows []feed.AvailabilityRow
+	var rows []R
 	for i, r := range s.Responses {
-		page, err := feed.ParseAvailability(s.Source, r.Body)
+		page, err := parse(s.Source, r.Body)
 		if err != nil {
 			return nil, fmt.Errorf("response %d (%s): %w", i, r.URL, err)
 		}
@@ -223,6 +217,20 @@ func Key(d feed.Dataset, fetchedAt time.Time, sha256hex string) string {
 // DayPrefix is the key prefix that holds every snapshot of d fetched on t's UTC day.
 func DayPrefix(d feed.Dataset, t time.Time) string {
 	return fmt.Sprintf("%s/%s", d, t.UTC().Format("2006/01/02"))
+}
+
+// CheckObject checks the key and options of an object published to a
+// store.Destination: store's own checks, and never a snapshot key, which a
+// publication must not overwrite. It lives here, not in store, because
+// store cannot know snapshot keys (this package reads through it).
+func CheckObject(key string, opts store.ObjectOptions) error {
+	if err := store.CheckObjectKey(key); err != nil {
+		return err
+	}
+	if _, err := ParseKey(key); err == nil {
+		return fmt.Errorf("object key %q: %w: a snapshot key is never overwritten", key, store.ErrOutside)
+	}
+	return store.CheckObjectOptions(key, opts)
 }
 
 // KeyInfo is what a key says about its snapshot.

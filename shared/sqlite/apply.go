@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	modernc "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 )
@@ -34,6 +37,9 @@ func (db *DB) Apply(ctx context.Context, in ...snapshot.Input) ([]snapshot.Resul
 		for _, x := range in {
 			r, err := a.apply(ctx, x)
 			if err != nil {
+				if unappliable(err) {
+					return fmt.Errorf("apply %s: %w: %w", x.Key, snapshot.ErrUnappliable, err)
+				}
 				return fmt.Errorf("apply %s: %w", x.Key, err)
 			}
 			results = append(results, r)
@@ -95,6 +101,9 @@ type applier struct {
 	// latest holds the availability_latest rows the transaction changed
 	// (latest.go).
 	latest latestRows
+	// retracted are the months whose observations a retraction deleted
+	// from: their summaries are counted again (summary.go).
+	retracted map[string]bool
 }
 
 // stmt returns a prepared statement for query, prepared once per transaction.
@@ -177,12 +186,29 @@ func (a *applier) apply(ctx context.Context, x snapshot.Input) (snapshot.Result,
 		return r, nil
 	}
 
+	retraction, err := a.retraction(ctx, x)
+	if err != nil {
+		return r, err
+	}
 	switch {
+	case retraction != "":
+		r.Outcome, r.Reason = snapshot.Refused, retraction
 	case x.Dataset != feed.Lots && x.Dataset != feed.Availability:
 		r.Outcome, r.Reason = snapshot.Refused, fmt.Sprintf("unknown dataset %q", x.Dataset)
 	case x.FetchedAt.Unix() <= 0:
 		// Also keeps observation keys (t << 16) positive.
 		r.Outcome, r.Reason = snapshot.Refused, "no fetch time"
+	case !x.StoredAt.IsZero() && x.FetchedAt.Sub(x.StoredAt) > snapshot.MaxFetchAhead:
+		// Judged against the store's own write time, which no message can
+		// forge and which never changes, so the judgement is the same
+		// whenever and in whatever order the snapshot arrives.
+		r.Outcome = snapshot.Refused
+		r.Reason = fmt.Sprintf("fetched at %s, %s after the store wrote it at %s (at most %s allowed): "+
+			"a clock ahead or a forged fetch time", formatMilli(x.FetchedAt.UnixMilli()),
+			x.FetchedAt.Sub(x.StoredAt).Round(time.Second), formatTime(x.StoredAt), snapshot.MaxFetchAhead)
+		if err := a.rejectOnce(ctx, x, prev, found, r.Reason); err != nil {
+			return r, err
+		}
 	}
 	if r.Outcome == "" && x.SHA256 != "" {
 		dup, err := a.sameContent(ctx, x)
@@ -216,6 +242,36 @@ func (a *applier) apply(ctx context.Context, x snapshot.Input) (snapshot.Result,
 		return r, err
 	}
 	return r, nil
+}
+
+// rejectOnce records a refused snapshot in rejections too, beside its ledger
+// row, unless the ledger already held it refused (a redelivery or a
+// reconcile judging it again), so it is listed once.
+func (a *applier) rejectOnce(ctx context.Context, x snapshot.Input, prev snapshot.Outcome, found bool, reason string) error {
+	if found && prev == snapshot.Refused {
+		return nil
+	}
+	_, err := a.exec(ctx, `INSERT INTO rejections (message_id, key, dataset, reason, body, at) VALUES ('', ?, ?, ?, NULL, ?)`,
+		x.Key, string(x.Dataset), reason, formatTime(a.db.now()))
+	if err != nil {
+		return fmt.Errorf("record the refusal in rejections: %w", err)
+	}
+	return nil
+}
+
+// unappliable reports whether err is SQLite refusing the data itself (too
+// large for it, a constraint, a type mismatch): an error the same rows give
+// on every try, unlike a full disk, a busy lock or an I/O error.
+func unappliable(err error) bool {
+	var se *modernc.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_MISMATCH:
+		return true
+	}
+	return false
 }
 
 // record writes the ledger row. A refused key may come back and be applied:

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 )
 
@@ -36,33 +37,29 @@ func (a *applier) applyAvailability(ctx context.Context, x snapshot.Input, r *sn
 	q := snapshot.Quality{Rows: len(x.Availability)}
 	aq := &snapshot.AvailabilityQuality{}
 	q.Availability = aq
-	index := make(map[string]int, len(x.Availability))
-	obs := make([]observation, 0, len(x.Availability))
-	for _, row := range x.Availability {
-		id := strings.TrimSpace(row.ID)
-		if id == "" {
-			q.EmptyIDs++
-			continue
-		}
-		v, ok := availabilityValue(row.AvailableCar)
-		o := observation{id: id, raw: row.AvailableCar, v: v, valid: ok}
-		if i, dup := index[id]; dup {
-			q.DuplicateIDs++
-			obs[i] = o // The last row of an ID wins.
-			continue
-		}
-		index[id] = len(obs)
-		obs = append(obs, o)
-	}
+	obs := observations(x.Availability, &q)
 	r.Quality = q
-	if len(obs) == 0 {
-		r.Outcome, r.Reason = snapshot.Refused, "no availability rows"
+	if reason := shapeRefusal(feed.Availability, len(obs), feed.MissingAvailabilityColumns(x.Availability)); reason != "" {
+		r.Outcome, r.Reason = snapshot.Refused, reason
 		return nil
 	}
 
 	known, err := a.knownLotIDs(ctx)
 	if err != nil {
 		return err
+	}
+	// The flood guard counts before any ordinal is created: a refused
+	// snapshot leaves lot_ids as it found it.
+	for _, o := range obs {
+		if !known[o.id] && !a.hasOrdinal(o.id) {
+			aq.NewLotIDs++
+		}
+	}
+	if !x.AllowMassDelete && aq.NewLotIDs > snapshot.MaxNewLotIDs {
+		r.Outcome = snapshot.Refused
+		r.Reason = fmt.Sprintf("would add %d lot IDs seen in neither feed before (at most %d at once; the live feed has about 1,430 in all): "+
+			"invented IDs, or another dataset's (-allow-mass-delete applies it if it is real)", aq.NewLotIDs, snapshot.MaxNewLotIDs)
+		return nil
 	}
 	for i := range obs {
 		o := &obs[i]
@@ -98,10 +95,15 @@ func (a *applier) applyAvailability(ctx context.Context, x snapshot.Input, r *sn
 	sort.Slice(obs, func(i, j int) bool { return obs[i].lot < obs[j].lot })
 	t := x.FetchedAt.Unix()
 	obsArgs := make([]any, 0, 2*aq.Valid)
+	var overflowArgs []any
 	validLots := make([]int64, 0, aq.Valid)
 	for _, o := range obs {
 		if o.valid {
-			obsArgs = append(obsArgs, obsKey(t, o.lot), o.v)
+			if o.lot <= maxPackedLot {
+				obsArgs = append(obsArgs, obsKey(t, o.lot), o.v)
+			} else {
+				overflowArgs = append(overflowArgs, t, o.lot, o.v)
+			}
 			validLots = append(validLots, o.lot)
 		}
 	}
@@ -113,11 +115,9 @@ func (a *applier) applyAvailability(ctx context.Context, x snapshot.Input, r *sn
 			return err
 		}
 	}
-	// Two snapshots in the same second: the larger value wins, whatever the order.
-	n, err := a.execChunked(ctx, "INSERT INTO availability_obs (k, v) VALUES ",
-		" ON CONFLICT (k) DO UPDATE SET v = excluded.v WHERE excluded.v > v", 2, obsArgs)
+	n, err := a.storeObservations(ctx, obsArgs, overflowArgs)
 	if err != nil {
-		return fmt.Errorf("store observations: %w", err)
+		return err
 	}
 	r.Changed += n
 	inserted := int64(len(validLots))
@@ -146,7 +146,83 @@ func (a *applier) applyAvailability(ctx context.Context, x snapshot.Input, r *sn
 	return nil
 }
 
-// lotOrdinal returns the lot_ids ordinal of id, creating it if needed.
+// observations reads a snapshot's rows as one observation per ID (the last
+// row of an ID wins), counting duplicate and empty IDs into q.
+func observations(rows []feed.AvailabilityRow, q *snapshot.Quality) []observation {
+	index := map[string]int{}
+	var obs []observation
+	for _, row := range rows {
+		id := strings.TrimSpace(row.ID)
+		if id == "" {
+			q.EmptyIDs++
+			continue
+		}
+		v, ok := availabilityValue(row.AvailableCar)
+		o := observation{id: id, raw: row.AvailableCar, v: v, valid: ok}
+		if i, dup := index[id]; dup {
+			q.DuplicateIDs++
+			obs[i] = o
+			continue
+		}
+		index[id] = len(obs)
+		obs = append(obs, o)
+	}
+	return obs
+}
+
+// appendLatest appends moveLatest's arguments for one observation at unix
+// second t (ts: t formatted, once per snapshot).
+func appendLatest(dst []any, o observation, t int64, ts string) []any {
+	var v any
+	if o.valid {
+		v = o.v
+	}
+	return append(dst, o.id, v, o.raw, ts, t)
+}
+
+// moveLatest moves availability_latest forward to the given rows (latestArgs,
+// concatenated). Forward only: a late older snapshot never overwrites a newer
+// value. At the same second, a known value beats unknown and the larger one
+// wins; then the raw text decides, so any arrival order gives one answer.
+func (a *applier) moveLatest(ctx context.Context, args []any) (int, error) {
+	n, err := a.execChunked(ctx, "INSERT INTO availability_latest (parking_id, available_car, raw, observed_at, observed_unix) VALUES ",
+		` ON CONFLICT (parking_id) DO UPDATE SET available_car = excluded.available_car, raw = excluded.raw,
+			observed_at = excluded.observed_at, observed_unix = excluded.observed_unix
+		WHERE (excluded.observed_unix, coalesce(excluded.available_car, -1), excluded.raw)
+		    > (observed_unix, coalesce(available_car, -1), raw)`, 5, args)
+	if err != nil {
+		return n, fmt.Errorf("update latest values: %w", err)
+	}
+	return n, nil
+}
+
+// storeObservations writes observations: (k, v) pairs into availability_obs,
+// (t, lot, v) triples into availability_obs_overflow. Two snapshots in the
+// same second: the larger value wins, whatever the order.
+func (a *applier) storeObservations(ctx context.Context, packed, overflow []any) (int, error) {
+	n, err := a.execChunked(ctx, "INSERT INTO availability_obs (k, v) VALUES ",
+		" ON CONFLICT (k) DO UPDATE SET v = excluded.v WHERE excluded.v > v", 2, packed)
+	if err != nil {
+		return n, fmt.Errorf("store observations: %w", err)
+	}
+	m, err := a.execChunked(ctx, "INSERT INTO availability_obs_overflow (t, lot, v) VALUES ",
+		" ON CONFLICT (t, lot) DO UPDATE SET v = excluded.v WHERE excluded.v > v", 3, overflow)
+	if err != nil {
+		return n + m, fmt.Errorf("store observations: %w", err)
+	}
+	return n + m, nil
+}
+
+// hasOrdinal reports whether id already has a lot_ids ordinal.
+func (a *applier) hasOrdinal(id string) bool {
+	_, committed := a.db.lotIDs[id]
+	_, created := a.newIDs[id]
+	return committed || created
+}
+
+// lotOrdinal returns the lot_ids ordinal of id, creating it if needed. An
+// ordinal has no upper limit that matters: those beyond maxPackedLot are
+// stored in availability_obs_overflow (see the 0002 migration).
 func (a *applier) lotOrdinal(ctx context.Context, id string) (int64, error) {
 	if n, ok := a.db.lotIDs[id]; ok {
 		return n, nil
@@ -162,19 +238,17 @@ func (a *applier) lotOrdinal(ctx context.Context, id string) (int64, error) {
 	if err := s.QueryRowContext(ctx, id).Scan(&n); err != nil {
 		return 0, fmt.Errorf("new lot ordinal %s: %w", id, err)
 	}
-	if n > maxLotOrdinal {
-		return 0, fmt.Errorf("new lot ordinal %s: %d exceeds the %d that an observation key can hold", id, n, maxLotOrdinal)
-	}
 	a.newIDs[id] = n
 	return n, nil
 }
 
-// maxLotOrdinal is the largest lot_ids.n that fits the low 16 bits of an
-// observation key. The feeds have ~1,400 IDs.
-const maxLotOrdinal = 1<<16 - 1
+// maxPackedLot is the largest lot_ids.n that fits the low 16 bits of an
+// observation key; observations of larger ordinals go to the overflow table.
+// The feeds list about 1,430 IDs (660 in 2016).
+const maxPackedLot = 1<<16 - 1
 
-// obsKey packs a fetch second and a lot ordinal into availability_obs.k.
-// Sorting keys sorts by time, then lot.
+// obsKey packs a fetch second and a lot ordinal (at most maxPackedLot) into
+// availability_obs.k. Sorting keys sorts by time, then lot.
 func obsKey(t, lot int64) int64 { return t<<16 | lot }
 
 // knownLotIDs returns the IDs in parking_lots, read once per transaction

@@ -143,9 +143,6 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	var reason string
 	opts.Locking, reason = chooseLocking(want, path)
 	opts.Logger.InfoContext(ctx, "database locking mode", "path", path, "locking", string(opts.Locking), "reason", reason)
-	if err := checkFile(path); err != nil {
-		return nil, err
-	}
 
 	waiting := false
 	for {
@@ -235,6 +232,13 @@ func open(ctx context.Context, path string, opts Options) (_ *DB, err error) {
 		opts.Logger.WarnContext(ctx, "no writer lock file; relying on SQLite's exclusive lock", "path", path, "err", err)
 	case err != nil:
 		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+
+	// The file is looked at only under the writer lock: a restore holds it
+	// until the new file is in place, so a loader waiting for it never
+	// judges, or opens, the file being replaced.
+	if err := checkFile(path); err != nil {
+		return nil, err
 	}
 
 	// In exclusive mode a -shm file means someone opened the database in WAL

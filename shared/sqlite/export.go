@@ -67,66 +67,12 @@ func (db *DB) LatestAvailability(ctx context.Context) (LatestAvailability, error
 	return out, nil
 }
 
-// LotExport is one active lot with its position and latest live value, for
-// the GeoJSON and CSV exports.
-type LotExport struct {
-	ID         string
-	Area       string
-	Name       string
-	Type       string
-	Address    string
-	TotalCar   int64
-	TotalMotor int64
-	TotalBike  int64
-	UpdatedAt  string
-	// HasPosition is false when geo.Locate could not place the lot; CoordNote says why.
-	HasPosition bool
-	Lon, Lat    float64
-	CoordNote   string
-	// HasAvailable is false when the lot has never had a live value, or its
-	// newest one was unknown (-9). ObservedAt is set whenever the lot has been
-	// seen in the live feed at all, so "unknown since T" can be told apart
-	// from "never seen".
-	HasAvailable bool
-	AvailableCar int64
-	ObservedAt   string
-}
-
-// ActiveLots returns every lot not soft-deleted, by ID, with its newest live
-// observation (which may be older than the newest snapshot when the lot was
-// missing from the live feed since: ObservedAt tells).
-func (db *DB) ActiveLots(ctx context.Context) ([]LotExport, error) {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	rows, err := db.conn.QueryContext(ctx, `SELECT p.id, p.area, p.name, p.type, p.address,
-		p.total_car, p.total_motor, p.total_bike, p.updated_at, p.lon, p.lat, p.coord_note,
-		a.available_car, a.observed_at
-		FROM parking_lots p LEFT JOIN availability_latest a ON a.parking_id = p.id
-		WHERE p.deleted_at IS NULL ORDER BY p.id`)
-	if err != nil {
-		return nil, fmt.Errorf("active lots: %w", err)
-	}
-	defer rows.Close()
-	var out []LotExport
-	for rows.Next() {
-		var l LotExport
-		var lon, lat sql.NullFloat64
-		var avail sql.NullInt64
-		var observed sql.NullString
-		if err := rows.Scan(&l.ID, &l.Area, &l.Name, &l.Type, &l.Address, &l.TotalCar, &l.TotalMotor,
-			&l.TotalBike, &l.UpdatedAt, &lon, &lat, &l.CoordNote, &avail, &observed); err != nil {
-			return nil, fmt.Errorf("active lots: %w", err)
-		}
-		l.HasPosition = lon.Valid && lat.Valid
-		l.Lon, l.Lat = lon.Float64, lat.Float64
-		l.HasAvailable, l.AvailableCar = avail.Valid, avail.Int64
-		l.ObservedAt = observed.String
-		out = append(out, l)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("active lots: %w", err)
-	}
-	return out, nil
+// ActiveLots returns every lot not soft-deleted, by ID, with or without a
+// position, with its newest live observation (which may be older than the
+// newest snapshot when the lot was missing from the live feed since:
+// ObservedAt tells), for the GeoJSON and CSV exports.
+func (db *DB) ActiveLots(ctx context.Context) ([]Lot, error) {
+	return db.lots(ctx, "active lots", "p.deleted_at IS NULL")
 }
 
 // LastApplied returns, per dataset, the loader's clock time of the newest

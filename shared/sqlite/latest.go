@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"sort"
 )
@@ -64,7 +66,13 @@ func (l *latestRows) set(lot int64, x latestValue) {
 // the transaction).
 func (a *applier) offerLatest(ctx context.Context, lot int64, x latestValue) (bool, error) {
 	cur, ok := a.latest.get(lot)
-	if !ok {
+	if !ok && a.retracted != nil {
+		// A retraction has changed the table in SQL, past the cache.
+		var err error
+		if cur, ok, err = a.currentLatest(ctx, x.id); err != nil {
+			return false, err
+		}
+	} else if !ok {
 		committed, err := a.db.committedLatest(ctx, a)
 		if err != nil {
 			return false, err
@@ -76,6 +84,26 @@ func (a *applier) offerLatest(ctx context.Context, lot int64, x latestValue) (bo
 	}
 	a.latest.set(lot, x)
 	return true, nil
+}
+
+// currentLatest reads the availability_latest row of id in the transaction.
+func (a *applier) currentLatest(ctx context.Context, id string) (latestValue, bool, error) {
+	s, err := a.stmt(ctx, "SELECT available_car, raw, observed_unix FROM availability_latest WHERE parking_id = ?")
+	if err != nil {
+		return latestValue{}, false, err
+	}
+	x := latestValue{id: id}
+	var v *int64
+	switch err := s.QueryRowContext(ctx, id).Scan(&v, &x.raw, &x.unix); {
+	case errors.Is(err, sql.ErrNoRows):
+		return latestValue{}, false, nil
+	case err != nil:
+		return latestValue{}, false, fmt.Errorf("read the latest value of %s: %w", id, err)
+	}
+	if v != nil {
+		x.v, x.known = *v, true
+	}
+	return x, true, nil
 }
 
 // committedLatest returns the cache of availability_latest, read in a's

@@ -54,8 +54,8 @@ func (a *applier) sameContent(ctx context.Context, x snapshot.Input) (string, er
 }
 
 // Known reports which keys are in the ledger as applied, duplicate or
-// superseded, so that a backfill can skip them without downloading them.
-// Refused keys are not known: they may be tried again.
+// superseded, or retracted, so that a backfill can skip them without
+// downloading them. Refused keys are not known: they may be tried again.
 func (db *DB) Known(ctx context.Context, keys []string) (map[string]bool, error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
@@ -68,7 +68,9 @@ func (db *DB) Known(ctx context.Context, keys []string) (map[string]bool, error)
 		for i, k := range part {
 			args[i] = k
 		}
-		q := "SELECT key FROM snapshots WHERE " + inLedger + " AND key IN (?" + strings.Repeat(", ?", len(part)-1) + ")"
+		in := "key IN (?" + strings.Repeat(", ?", len(part)-1) + ")"
+		q := "SELECT key FROM snapshots WHERE " + inLedger + " AND " + in + " UNION SELECT key FROM retractions WHERE " + in
+		args = append(args, args...)
 		rows, err := db.conn.QueryContext(ctx, q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("known keys: %w", err)

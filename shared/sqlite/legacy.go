@@ -131,6 +131,19 @@ func legacyReal(f sql.NullFloat64) string {
 	return strconv.FormatFloat(f.Float64, 'f', -1, 64)
 }
 
+// The statements of a legacy import: the first observation of a (second,
+// lot) is inserted unless one is there; a repeat within the import keeps the
+// larger value.
+const (
+	insertPacked   = "INSERT INTO availability_obs (k, v) VALUES (?, ?) ON CONFLICT (k) DO NOTHING"
+	mergePacked    = "UPDATE availability_obs SET v = ? WHERE k = ? AND v < ?"
+	insertOverflow = "INSERT INTO availability_obs_overflow (t, lot, v) VALUES (?, ?, ?) ON CONFLICT (t, lot) DO NOTHING"
+	mergeOverflow  = "UPDATE availability_obs_overflow SET v = ? WHERE t = ? AND lot = ? AND v < ?"
+)
+
+// obsAt is an observation's place: fetch second and lot ordinal.
+type obsAt struct{ t, lot int64 }
+
 // ImportLegacyObservations stores the original's availability rows in one
 // transaction. A (lot, second) already stored is skipped, so importing a
 // file twice adds nothing; within one call, repeats keep the larger value.
@@ -149,7 +162,7 @@ func (db *DB) ImportLegacyObservations(ctx context.Context, obs []LegacyObservat
 	err := db.withTx(ctx, nil, func(tx *sql.Tx) error {
 		a.tx = tx
 		defer a.closeStmts()
-		seen := map[int64]bool{}
+		seen := map[obsAt]bool{}
 		for _, o := range obs {
 			if o.ParkingID == "" || o.AvailableCar < 0 || o.RecordedAt.IsZero() {
 				return fmt.Errorf("legacy observation %+v: empty id, negative value or no time", o)
@@ -159,16 +172,22 @@ func (db *DB) ImportLegacyObservations(ctx context.Context, obs []LegacyObservat
 				return err
 			}
 			t := o.RecordedAt.Unix()
-			k := obsKey(t, lot)
-			if seen[k] {
+			// An ordinal past 16 bits (never in practice, see the 0002
+			// migration) has its observations in the overflow table.
+			insert, merge, key := insertPacked, mergePacked, []any{obsKey(t, lot)}
+			if lot > maxPackedLot {
+				insert, merge, key = insertOverflow, mergeOverflow, []any{t, lot}
+			}
+			at := obsAt{t, lot}
+			if seen[at] {
 				res.Merged++
-				if _, err := a.exec(ctx, "UPDATE availability_obs SET v = ? WHERE k = ? AND v < ?", o.AvailableCar, k, o.AvailableCar); err != nil {
+				if _, err := a.exec(ctx, merge, append(append([]any{o.AvailableCar}, key...), o.AvailableCar)...); err != nil {
 					return fmt.Errorf("legacy observation %s: %w", o.ParkingID, err)
 				}
 				continue
 			}
-			seen[k] = true
-			n, err := a.exec(ctx, "INSERT INTO availability_obs (k, v) VALUES (?, ?) ON CONFLICT (k) DO NOTHING", k, o.AvailableCar)
+			seen[at] = true
+			n, err := a.exec(ctx, insert, append(key, o.AvailableCar)...)
 			if err != nil {
 				return fmt.Errorf("legacy observation %s: %w", o.ParkingID, err)
 			}

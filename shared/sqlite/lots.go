@@ -68,8 +68,8 @@ func (a *applier) applyLots(ctx context.Context, x snapshot.Input, r *snapshot.R
 	}
 	lq.Active = len(snap)
 	r.Quality = q
-	if len(snap) == 0 {
-		r.Outcome, r.Reason = snapshot.Refused, "no lots rows"
+	if reason := shapeRefusal(feed.Lots, len(snap), feed.MissingLotColumns(x.Lots)); reason != "" {
+		r.Outcome, r.Reason = snapshot.Refused, reason
 		return nil
 	}
 
@@ -90,8 +90,11 @@ func (a *applier) applyLots(ctx context.Context, x snapshot.Input, r *snapshot.R
 			continue
 		}
 		activePrev++
-		if _, ok := snap[id]; !ok {
+		now, ok := snap[id]
+		if !ok {
 			lq.Disappeared++
+		} else if blanked(s.a, now) {
+			lq.Blanked++
 		}
 	}
 	for id := range snap {
@@ -115,6 +118,12 @@ func (a *applier) applyLots(ctx context.Context, x snapshot.Input, r *snapshot.R
 		r.Outcome = snapshot.Refused
 		r.Reason = fmt.Sprintf("would remove %d of %d active lots (more than half); allow mass delete if this is real",
 			lq.Disappeared, activePrev)
+		return nil
+	}
+	if !x.AllowMassDelete && lq.Blanked*2 > activePrev {
+		r.Outcome = snapshot.Refused
+		r.Reason = fmt.Sprintf("would blank the name, district, address, coordinates or capacity of %d of %d active lots (more than half); "+
+			"-allow-mass-delete applies it if it is real", lq.Blanked, activePrev)
 		return nil
 	}
 	r.Outcome = snapshot.Applied
@@ -199,6 +208,21 @@ func (a *applier) applyLots(ctx context.Context, x snapshot.Input, r *snapshot.R
 		a.knownLots = nil
 	}
 	return nil
+}
+
+// blankable are the attributes (indexes into attrs) whose loss a user sees at
+// once: name, district, address, coordinates, car capacity.
+var blankable = [...]int{1, 0, 4, 8, 9, 10}
+
+// blanked reports whether a lot that had any of the blankable attributes
+// has it empty now: what a feed answering the wrong columns does to every lot.
+func blanked(before, now attrs) bool {
+	for _, i := range blankable {
+		if strings.TrimSpace(before[i]) != "" && strings.TrimSpace(now[i]) == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // setVersion makes lot_versions hold a row (id, at) with state want iff

@@ -71,8 +71,8 @@ func (db *DB) Read(ctx context.Context, fn func(r *DB) error) (err error) {
 // ErrNotFound: no lot has that ID.
 var ErrNotFound = errors.New("not found")
 
-// Lot is one parking lot as the read API shows it: the original's columns,
-// its position, and its newest live value.
+// Lot is one parking lot as the read API and the exports show it: the
+// original's columns, its position, and its newest live value.
 type Lot struct {
 	ID, Area, Name, Type, Summary, Address, Tel, PayEx, ServiceTime string
 	TotalCar, TotalMotor, TotalBike                                 int64
@@ -98,6 +98,21 @@ const readLotColumns = `p.id, p.area, p.name, p.type, p.summary, p.address, p.te
 	a.available_car, a.raw, a.observed_at
 	FROM parking_lots p LEFT JOIN availability_latest a ON a.parking_id = p.id`
 
+// LiveValue is the lot's newest live value and its time, nil when unknown
+// (-9) or, for the time, when the lot was never in the live feed: the
+// nullable fields of the exports and the read API.
+func (l Lot) LiveValue() (availableCar *int64, observedAt *string) {
+	if l.HasAvailable {
+		v := l.AvailableCar
+		availableCar = &v
+	}
+	if l.ObservedAt != "" {
+		at := l.ObservedAt
+		observedAt = &at
+	}
+	return availableCar, observedAt
+}
+
 func scanLot(sc interface{ Scan(...any) error }) (Lot, error) {
 	var l Lot
 	var lon, lat sql.NullFloat64
@@ -118,24 +133,29 @@ func scanLot(sc interface{ Scan(...any) error }) (Lot, error) {
 // newest live values: the markers of the map. Bounded by the lots table
 // (about 1,400 rows).
 func (db *DB) MapLots(ctx context.Context) ([]Lot, error) {
+	return db.lots(ctx, "map lots", "p.deleted_at IS NULL AND p.lon IS NOT NULL AND p.lat IS NOT NULL")
+}
+
+// lots returns the lots that where selects, by ID, with their newest live
+// values; what names the read in errors.
+func (db *DB) lots(ctx context.Context, what, where string) ([]Lot, error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	rows, err := db.conn.QueryContext(ctx, "SELECT "+readLotColumns+
-		" WHERE p.deleted_at IS NULL AND p.lon IS NOT NULL AND p.lat IS NOT NULL ORDER BY p.id")
+	rows, err := db.conn.QueryContext(ctx, "SELECT "+readLotColumns+" WHERE "+where+" ORDER BY p.id")
 	if err != nil {
-		return nil, fmt.Errorf("map lots: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []Lot
 	for rows.Next() {
 		l, err := scanLot(rows)
 		if err != nil {
-			return nil, fmt.Errorf("map lots: %w", err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		out = append(out, l)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("map lots: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return out, nil
 }
@@ -155,8 +175,8 @@ func (db *DB) Lot(ctx context.Context, id string) (Lot, error) {
 	return l, nil
 }
 
-// Observation is one stored live value of a lot.
-type Observation struct {
+// HistoryPoint is one stored live value of a lot, as History answers it.
+type HistoryPoint struct {
 	At           time.Time
 	AvailableCar int64
 }
@@ -176,19 +196,19 @@ var ErrRange = errors.New("bad time range")
 // History returns a lot's valid observations with from <= time < to, oldest
 // first. Unknown values (-9) are not stored, so they are absent here too.
 // ErrNotFound when the ID is neither a lot nor was ever in the live feed.
-func (db *DB) History(ctx context.Context, id string, from, to time.Time) ([]Observation, error) {
+func (db *DB) History(ctx context.Context, id string, from, to time.Time) ([]HistoryPoint, error) {
 	if !from.Before(to) || to.Sub(from) > MaxHistory {
 		return nil, fmt.Errorf("history of %q from %s to %s: %w: want from before to, at most %d days apart",
 			id, formatTime(from), formatTime(to), ErrRange, MaxHistory/(24*time.Hour))
 	}
 	n, known, err := db.historyLot(ctx, id)
 	if err != nil || !known {
-		return []Observation{}, err
+		return []HistoryPoint{}, err
 	}
 	// In day-long slices, each its own short query: in exclusive mode the
 	// connection is the writer's, and an apply waits for one slice at most
 	// (a day of one lot, a few milliseconds), never for a whole month.
-	out := []Observation{}
+	out := []HistoryPoint{}
 	steps := int64(0)
 	lo, hi := ceilSecond(from), ceilSecond(to)
 	for start := lo; start < hi; start += historySlice {
@@ -228,23 +248,14 @@ func (db *DB) historyLot(ctx context.Context, id string) (n int64, known bool, e
 
 // historySlice appends lot n's observations with lo <= t < hi (unix
 // seconds) to out; steps counts the fetch times visited so far.
-func (db *DB) historySlice(ctx context.Context, id string, n, lo, hi int64, out []Observation, steps int64) ([]Observation, int64, error) {
+func (db *DB) historySlice(ctx context.Context, id string, n, lo, hi int64, out []HistoryPoint, steps int64) ([]HistoryPoint, int64, error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	// Keys are t << 16 | lot, so one lot's rows are every ~1,400th row of a
-	// time range: scanning 7 days visits ~850,000 rows (~200 ms). Instead the
-	// query hops from each fetch time to the next (a seek past t << 16 | 65535)
-	// and looks the lot up at each (a seek to t << 16 | lot): two seeks per
-	// fetch time, ~2,000 for 7 days, and no index to pay for on every apply.
-	// The step cap bounds data with a time per row (legacy imports).
-	rows, err := db.conn.QueryContext(ctx, `WITH RECURSIVE ticks(t, step) AS (
-			SELECT (SELECT k >> 16 FROM availability_obs WHERE k >= ?1 << 16 ORDER BY k LIMIT 1), ?4 + 1
-			UNION ALL
-			SELECT (SELECT k >> 16 FROM availability_obs WHERE k > ((t << 16) | 65535) ORDER BY k LIMIT 1), step + 1
-			FROM ticks WHERE t < ?2 AND step < ?5
-		)
-		SELECT t, step, o.v FROM ticks LEFT JOIN availability_obs o ON o.k = ((t << 16) | ?3)
-		WHERE t < ?2 ORDER BY t`, lo, hi, n, steps, maxHistorySteps)
+	query := historyPacked
+	if n > maxPackedLot {
+		query = historyOverflow
+	}
+	rows, err := db.conn.QueryContext(ctx, query, lo, hi, n, steps, maxHistorySteps)
 	if err != nil {
 		return nil, 0, fmt.Errorf("history of %q: %w", id, err)
 	}
@@ -259,7 +270,7 @@ func (db *DB) historySlice(ctx context.Context, id string, n, lo, hi int64, out 
 			return nil, 0, fmt.Errorf("history of %q: %w: more than %d distinct observation times; ask for a shorter range", id, ErrRange, maxHistorySteps)
 		}
 		if v.Valid {
-			out = append(out, Observation{At: time.Unix(t, 0).In(taipei), AvailableCar: v.Int64})
+			out = append(out, HistoryPoint{At: time.Unix(t, 0).In(taipei), AvailableCar: v.Int64})
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -267,6 +278,38 @@ func (db *DB) historySlice(ctx context.Context, id string, n, lo, hi int64, out 
 	}
 	return out, steps, nil
 }
+
+// The two queries of historySlice: ?1, ?2 the range [lo, hi) in unix
+// seconds, ?3 the lot's ordinal, ?4 the steps taken so far, ?5 the cap.
+//
+// Packed keys are t << 16 | lot, so one lot's rows are every ~1,400th row
+// of a time range: scanning 7 days visits ~850,000 rows (~200 ms). Instead
+// the query hops from each fetch time to the next (a seek past
+// t << 16 | 65535) and looks the lot up at each (a seek to t << 16 | lot):
+// two seeks per fetch time, ~2,000 for 7 days, and no index to pay for on
+// every apply. The step cap bounds data with a time per row (legacy imports).
+//
+// A lot whose ordinal is past the 16 bits (migration 0002) has its rows in
+// availability_obs_overflow, keyed (t, lot): the same hops over that
+// table's own fetch times.
+const (
+	historyPacked = `WITH RECURSIVE ticks(t, step) AS (
+			SELECT (SELECT k >> 16 FROM availability_obs WHERE k >= ?1 << 16 ORDER BY k LIMIT 1), ?4 + 1
+			UNION ALL
+			SELECT (SELECT k >> 16 FROM availability_obs WHERE k > ((t << 16) | 65535) ORDER BY k LIMIT 1), step + 1
+			FROM ticks WHERE t < ?2 AND step < ?5
+		)
+		SELECT t, step, o.v FROM ticks LEFT JOIN availability_obs o ON o.k = ((t << 16) | ?3)
+		WHERE t < ?2 ORDER BY t`
+	historyOverflow = `WITH RECURSIVE ticks(t, step) AS (
+			SELECT (SELECT w.t FROM availability_obs_overflow w WHERE w.t >= ?1 ORDER BY w.t LIMIT 1), ?4 + 1
+			UNION ALL
+			SELECT (SELECT w.t FROM availability_obs_overflow w WHERE w.t > ticks.t ORDER BY w.t LIMIT 1), step + 1
+			FROM ticks WHERE ticks.t < ?2 AND step < ?5
+		)
+		SELECT ticks.t, step, w.v FROM ticks LEFT JOIN availability_obs_overflow w ON w.t = ticks.t AND w.lot = ?3
+		WHERE ticks.t < ?2 ORDER BY ticks.t`
+)
 
 // ceilSecond is t rounded up to a whole second: observation times are whole
 // seconds, and [from, to) must keep its meaning for fractional bounds.

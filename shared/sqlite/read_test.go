@@ -92,7 +92,7 @@ func TestHistory(t *testing.T) {
 				id := lotID(rng.IntN(45))
 				from := at(rng.IntN(70) - 2).Add(time.Duration(rng.IntN(180)) * time.Second)
 				to := from.Add(time.Duration(1+rng.IntN(200)) * time.Minute)
-				var got []Observation
+				var got []HistoryPoint
 				if err := db.Read(ctx, func(r *DB) error {
 					var err error
 					got, err = r.History(ctx, id, from, to)
@@ -127,7 +127,7 @@ func TestHistory(t *testing.T) {
 	}
 }
 
-func historyOf(t *testing.T, db *DB, id string, from, to time.Time) []Observation {
+func historyOf(t *testing.T, db *DB, id string, from, to time.Time) []HistoryPoint {
 	t.Helper()
 	h, err := db.History(context.Background(), id, from, to)
 	if err != nil {

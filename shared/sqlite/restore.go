@@ -6,21 +6,29 @@ package sqlite
 //
 // The order of the steps is what makes it safe:
 //
-//  1. Lock the destination the way SQLite locks it, so a running loader (or
-//     any reader in WAL mode) makes the restore refuse, and a loader starting
-//     meanwhile fails to get the database instead of getting it half-replaced.
-//  2. Copy the backup (and a journal or WAL beside it, which belong to it)
-//     to a temporary file next to the destination, and check the copy, not
-//     the original: integrity_check, user_version, and the tables of this
+//  1. Take the writer lock (<db>.lock), the one every loader takes before
+//     SQLite opens the file, and hold it to the end: a running loader, in
+//     either locking mode, makes the restore refuse, and a loader starting
+//     meanwhile waits (or is refused) until the new file is in place, so it
+//     can only ever open the new one.
+//  2. Lock the database the way SQLite locks it, against processes that do
+//     not use the lock file (a sqlite3 shell, a reader of the WAL database):
+//     while one has it open, the restore refuses.
+//  3. Copy the backup (and a journal or WAL beside it, which belong to it)
+//     to a temporary file next to the database, and check the copy, not the
+//     original: integrity_check, user_version, and the tables of this
 //     project's schema at that version. Then turn the copy into a plain
-//     rollback-journal database (a WAL backup is checkpointed into it).
-//  3. Keep the old database aside with its own journal or WAL
-//     (parking.db.replaced-<time>, -journal, -wal: a set SQLite opens as one),
-//     so a stale journal is never rolled back into the restored file and the
-//     replaced data is never lost. Remove the old -shm, which only a live
-//     connection could need and the lock shows there is none.
-//  4. Rename the checked copy over the destination (atomic), fsync the file
-//     before and the directory after.
+//     rollback-journal database (a WAL backup is checkpointed into it): the
+//     next loader puts it in the journal mode of its locking mode.
+//  4. Settle the old database: SQLite rolls its hot journal back into it, or
+//     checkpoints its WAL into it, as its own next open would. Then the old
+//     file alone holds all that was committed, and keeping it aside is one
+//     atomic hard link. What SQLite cannot settle (a damaged file) keeps its
+//     journal or WAL beside it under the replaced name, a set SQLite opens
+//     as one. Either way no journal or WAL of the old file is left beside
+//     the new one: SQLite would apply it to the new file.
+//  5. Rename the checked copy over the database (atomic), fsync the file
+//     before and the directory after; only then let go of the locks.
 
 import (
 	"context"
@@ -36,6 +44,7 @@ import (
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/atomicfile"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/ctxio"
 )
 
 // RestoreOptions configure Restore.
@@ -44,6 +53,10 @@ type RestoreOptions struct {
 	Now func() time.Time
 	// Logger receives the steps. Nil discards them.
 	Logger *slog.Logger
+
+	// beforeSwap, for tests, runs with every lock held, just before the old
+	// database goes aside.
+	beforeSwap func()
 }
 
 // RestoreResult says what Restore did.
@@ -52,16 +65,17 @@ type RestoreResult struct {
 	From          string `json:"from"`
 	SchemaVersion int    `json:"schema_version"`
 	Bytes         int64  `json:"bytes"`
-	// Kept lists the previous database and its journal or WAL, moved aside
-	// under the replaced name (empty when there was no database).
+	// Kept lists the previous database, moved aside under the replaced name,
+	// and its journal or WAL where SQLite could not settle them into it
+	// (empty when there was no database).
 	Kept []string `json:"kept,omitempty"`
 }
 
 // Restore replaces the database at dest with a checked copy of the backup at
-// from. It refuses with ErrLocked while any process has dest open, and with
-// an error naming the backup when the backup is not a complete database of
-// this project's schema at a version this build can open; in both cases dest
-// is left exactly as it was.
+// from. It refuses with ErrLocked while a loader holds the writer lock or any
+// process has dest open, and with an error naming the backup when the backup
+// is not a complete database of this project's schema at a version this
+// build can open; in both cases dest is left exactly as it was.
 func Restore(ctx context.Context, from, dest string, opts RestoreOptions) (RestoreResult, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -101,18 +115,28 @@ func Restore(ctx context.Context, from, dest string, opts RestoreOptions) (Resto
 		return fail(err)
 	}
 
-	// 1. Hold the destination against every SQLite user until the swap is done.
-	unlock, created, err := holdDatabase(absDest)
+	// 1. The writer lock, for the whole restore; released last (deferred first).
+	lock := absDest + ".lock"
+	writer, err := lockWriter(ctx, lock, 0)
+	switch {
+	case errors.Is(err, errWriterHeld):
+		return fail(fmt.Errorf("%w: a loader holds its writer lock %s", ErrLocked, lock))
+	case errors.Is(err, errNoFlock):
+		// As a loader in exclusive mode does there: SQLite's locks remain.
+		opts.Logger.WarnContext(ctx, "no writer lock file; relying on SQLite's locks", "path", absDest, "err", err)
+	case err != nil:
+		return fail(err)
+	}
+	if writer != nil {
+		defer writer.Close()
+	}
+
+	// 2. Nobody else has the database open; held while the backup is copied.
+	unlock, err := holdDatabase(absDest)
 	if err != nil {
 		return fail(err)
 	}
-	defer unlock()
-	done := false
-	defer func() {
-		if created && !done {
-			_ = os.Remove(absDest) // the placeholder; there was no database
-		}
-	}()
+	defer func() { unlock() }()
 	// The backup must not change while it is copied: a writer holding it
 	// (a loader pointed at it by mistake) makes the restore refuse.
 	release, err := holdBackup(absFrom)
@@ -120,7 +144,7 @@ func Restore(ctx context.Context, from, dest string, opts RestoreOptions) (Resto
 		return fail(fmt.Errorf("backup %s: %w", from, err))
 	}
 
-	// 2. A checked copy beside the destination.
+	// 3. A checked copy beside the destination.
 	tmp := fmt.Sprintf("%s.restore-%d.tmp", absDest, os.Getpid())
 	cleanTmp := func() {
 		for _, s := range []string{"", "-journal", "-wal", "-shm"} {
@@ -150,8 +174,32 @@ func Restore(ctx context.Context, from, dest string, opts RestoreOptions) (Resto
 		return fail(err)
 	}
 
-	// 3. The old database and its journal or WAL, aside under one name.
-	kept, err := keepAside(absDest, created, opts.Now())
+	// 4. Settle the old database. SQLite's own locks guard it meanwhile
+	// (ours would keep its connection out, even in this process); then it is
+	// held again, and a process that came in between makes the restore refuse.
+	if unsettled(absDest) {
+		unlock()
+		err := settle(ctx, absDest)
+		switch {
+		case errors.Is(err, ErrLocked):
+			cleanTmp()
+			return fail(err)
+		case err != nil:
+			opts.Logger.WarnContext(ctx, "could not apply the replaced database's journal or WAL to it; they are kept beside it", "path", absDest, "err", err)
+		default:
+			opts.Logger.InfoContext(ctx, "applied the replaced database's journal or WAL to it", "path", absDest)
+		}
+		again, err := holdDatabase(absDest)
+		if err != nil {
+			cleanTmp()
+			return fail(err)
+		}
+		unlock = again
+	}
+	if opts.beforeSwap != nil {
+		opts.beforeSwap()
+	}
+	kept, err := keepAside(absDest, opts.Now())
 	res.Kept = kept
 	if err != nil {
 		cleanTmp()
@@ -161,12 +209,11 @@ func Restore(ctx context.Context, from, dest string, opts RestoreOptions) (Resto
 		opts.Logger.InfoContext(ctx, "kept the replaced database file", "path", k)
 	}
 
-	// 4. The swap.
+	// 5. The swap.
 	if err := os.Rename(tmp, absDest); err != nil {
 		cleanTmp()
 		return fail(err)
 	}
-	done = true
 	if err := atomicfile.Sync(filepath.Dir(absDest)); err != nil {
 		return fail(err)
 	}
@@ -175,7 +222,9 @@ func Restore(ctx context.Context, from, dest string, opts RestoreOptions) (Resto
 
 // SQLite's unix VFS locks these bytes of the database file (its PENDING,
 // RESERVED and SHARED bytes); a write lock on all of them conflicts with
-// every lock any connection can hold, shared readers included.
+// every lock any connection can hold, shared readers included. A connection
+// to a WAL database keeps its shared lock from its first read until it
+// closes, between transactions too.
 const (
 	pendingByte = 0x40000000
 	lockBytes   = 512
@@ -184,52 +233,76 @@ const (
 	shmDMS = 128
 )
 
+// errHeld: a lockRange found the range locked by someone else.
+var errHeld = errors.New("locked by another process")
+
 // holdDatabase locks dest as SQLite would see it: exclusively, against
-// every connection of any process. It creates dest when it does not exist,
-// so a loader starting during the restore finds it locked rather than
-// creating a new database that the restore would then replace under it.
-func holdDatabase(dest string) (unlock func(), created bool, err error) {
-	f, err := os.OpenFile(dest, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
-	if err == nil {
-		created = true
-	} else if errors.Is(err, os.ErrExist) {
-		f, err = os.OpenFile(dest, os.O_RDWR, 0)
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	files := []*os.File{f}
+// every connection of any process. A database that does not exist has
+// nothing to lock: no loader can create it meanwhile, since a loader creates
+// it only once it holds the writer lock.
+func holdDatabase(dest string) (unlock func(), err error) {
+	var files []*os.File
 	unlock = func() {
 		for _, f := range files {
 			f.Close()
 		}
+		files = nil
 	}
-	if err := lockRange(f, true, pendingByte, lockBytes); err != nil {
-		unlock()
-		if errors.Is(err, errHeld) {
-			return nil, false, fmt.Errorf("%w: a process has %s open (stop the loader: its service at desired count 0)", ErrLocked, dest)
-		}
-		return nil, false, fmt.Errorf("lock %s: %w", dest, err)
-	}
-	// A WAL database in shared-memory mode: its connections show in the -shm file.
-	if shm, err := os.OpenFile(dest+"-shm", os.O_RDWR, 0); err == nil {
-		files = append(files, shm)
-		if err := lockRange(shm, true, shmDMS, 1); err != nil {
+	f, err := os.OpenFile(dest, os.O_RDWR, 0)
+	switch {
+	case err == nil:
+		files = append(files, f)
+		if err := lockRange(f, true, pendingByte, lockBytes); err != nil {
 			unlock()
 			if errors.Is(err, errHeld) {
-				return nil, false, fmt.Errorf("%w: a process has %s open in WAL mode (%s-shm is in use)", ErrLocked, dest, dest)
+				return nil, fmt.Errorf("%w: a process has %s open", ErrLocked, dest)
 			}
-			return nil, false, fmt.Errorf("lock %s-shm: %w", dest, err)
+			return nil, fmt.Errorf("lock %s: %w", dest, err)
 		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		unlock()
-		return nil, false, err
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, err
 	}
-	return unlock, created, nil
+	shm, err := lockShm(dest)
+	if errors.Is(err, errHeld) {
+		unlock()
+		return nil, fmt.Errorf("%w: a process has %s open in WAL mode (%s-shm is in use)", ErrLocked, dest, dest)
+	}
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	if shm != nil {
+		files = append(files, shm)
+	}
+	return unlock, nil
+}
+
+// lockShm write-locks the dead-man-switch byte of path's -shm file, if there
+// is one: that fails (errHeld) while any connection has the WAL database
+// open, and keeps new ones out while it is held.
+func lockShm(path string) (*os.File, error) {
+	shm, err := os.OpenFile(path+"-shm", os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := lockRange(shm, true, shmDMS, 1); err != nil {
+		shm.Close()
+		if errors.Is(err, errHeld) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("lock %s-shm: %w", path, err)
+	}
+	return shm, nil
 }
 
 // holdBackup takes a shared lock on the backup, which fails while a process
-// writes to it.
+// writes to it in rollback-journal mode, and, for a WAL backup, the -shm
+// lock that fails while any process has it open: a WAL writer or checkpointer
+// would change the -wal and the file under the copy without touching the
+// file's lock bytes.
 func holdBackup(path string) (release func(), err error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -242,7 +315,24 @@ func holdBackup(path string) (release func(), err error) {
 		}
 		return nil, err
 	}
-	return func() { f.Close() }, nil
+	shm, err := lockShm(path)
+	switch {
+	case errors.Is(err, errHeld):
+		f.Close()
+		return nil, errors.New("a process has it open in WAL mode (its -shm is in use); restore from a file nothing uses")
+	case errors.Is(err, os.ErrPermission):
+		// A -shm this process may not write (a read-only copy of a backup
+		// set): no check, and nothing of ours to hold.
+	case err != nil:
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		if shm != nil {
+			shm.Close()
+		}
+		f.Close()
+	}, nil
 }
 
 // checkHeader refuses a file that is not a SQLite database, before SQLite
@@ -288,7 +378,7 @@ func copyFile(ctx context.Context, from, to string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := io.Copy(out, ctxReader{ctx, in})
+	n, err := io.Copy(out, ctxio.Reader(ctx, in))
 	if err != nil {
 		out.Close()
 		return n, fmt.Errorf("copy %s: %w", from, err)
@@ -298,19 +388,6 @@ func copyFile(ctx context.Context, from, to string) (int64, error) {
 		return n, err
 	}
 	return n, out.Close()
-}
-
-// ctxReader stops a long copy (gigabytes on EFS) when the command is stopped.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // checkCopy checks the copy and leaves it a rollback-journal database with
@@ -448,33 +525,87 @@ func objects(ctx context.Context, conn *sql.Conn) ([]string, error) {
 	return names, rows.Err()
 }
 
-// keepAside moves the database at dest and its journal and WAL to
-// dest.replaced-<time> (-journal, -wal) and removes its -shm. The main file
-// is hard-linked first, so until the rename over it the live name still
-// holds the old database; only where links are not supported is it renamed.
-// A placeholder the restore created itself is not kept.
-func keepAside(dest string, created bool, now time.Time) ([]string, error) {
-	if created {
-		if err := os.Remove(dest + "-shm"); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, err
-		}
-		return nil, nil
+// unsettled reports whether a journal or WAL with something in it lies
+// beside the database at dest.
+func unsettled(dest string) bool {
+	return exists(dest) && (nonEmpty(dest+"-journal") || nonEmpty(dest+"-wal"))
+}
+
+// settle brings the database at dest to its last committed state in the
+// file itself: SQLite rolls a hot journal back or checkpoints the WAL, as
+// its next open would, and the return to journal_mode DELETE removes the WAL.
+// It opens the file in exclusive locking mode, so no shared memory is used
+// (safe on a network file system) and its exclusive lock shows that no other
+// process has the database open (ErrLocked otherwise). A file that is not a
+// SQLite database is left alone (an error).
+func settle(ctx context.Context, dest string) error {
+	if err := checkHeader(dest); err != nil {
+		return fmt.Errorf("%s: %w", dest, err)
 	}
+	db, err := sql.Open("sqlite", dest)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// locking_mode before the first access, so that SQLite never maps the -shm.
+	var mode string
+	err = pragmas(ctx, conn, "PRAGMA busy_timeout = 0", "PRAGMA locking_mode = EXCLUSIVE")
+	if err == nil {
+		err = conn.QueryRowContext(ctx, "PRAGMA journal_mode = DELETE").Scan(&mode)
+	}
+	if isBusy(err) {
+		return fmt.Errorf("%w: a process has %s open", ErrLocked, dest)
+	}
+	if err != nil {
+		return fmt.Errorf("settle %s: %w", dest, err)
+	}
+	if !strings.EqualFold(mode, "delete") {
+		return fmt.Errorf("settle %s: journal_mode is %q after setting delete", dest, mode)
+	}
+	if err := errors.Join(conn.Close(), db.Close()); err != nil {
+		return fmt.Errorf("settle %s: %w", dest, err)
+	}
+	return nil
+}
+
+// keepAside moves the database at dest to dest.replaced-<time>, with a
+// journal or WAL that still holds something (what settle could not apply;
+// SQLite opens the set as one), and removes the rest: empty journal and WAL
+// files and the -shm, which only a live connection could need and the locks
+// show there is none. None may stay: beside the restored file SQLite would
+// take a -wal for its own. The main file is hard-linked first, so until the
+// rename over it the live name still holds the old database; only where
+// links are not supported is it renamed.
+func keepAside(dest string, now time.Time) ([]string, error) {
 	stamp := now.UTC().Format("20060102T150405Z")
 	aside := dest + ".replaced-" + stamp
 	for i := 1; exists(aside) || exists(aside+"-journal") || exists(aside+"-wal"); i++ {
 		aside = fmt.Sprintf("%s.replaced-%s.%d", dest, stamp, i)
 	}
 	var kept []string
-	if err := os.Link(dest, aside); err == nil {
-		kept = append(kept, aside)
-	} else if err := os.Rename(dest, aside); err == nil {
-		kept = append(kept, aside)
-	} else {
-		return nil, fmt.Errorf("keep the replaced database as %s: %w", aside, err)
+	if exists(dest) {
+		if err := os.Link(dest, aside); err == nil {
+			kept = append(kept, aside)
+		} else if err := os.Rename(dest, aside); err == nil {
+			kept = append(kept, aside)
+		} else {
+			return nil, fmt.Errorf("keep the replaced database as %s: %w", aside, err)
+		}
 	}
 	for _, s := range []string{"-journal", "-wal"} {
 		if !exists(dest + s) {
+			continue
+		}
+		if !nonEmpty(dest + s) {
+			if err := os.Remove(dest + s); err != nil {
+				return kept, err
+			}
 			continue
 		}
 		if err := os.Rename(dest+s, aside+s); err != nil {
@@ -486,6 +617,11 @@ func keepAside(dest string, created bool, now time.Time) ([]string, error) {
 		return kept, err
 	}
 	return kept, atomicfile.Sync(filepath.Dir(dest))
+}
+
+func nonEmpty(path string) bool {
+	fi, err := os.Lstat(path)
+	return err == nil && fi.Size() > 0
 }
 
 func exists(path string) bool {

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,10 +16,18 @@ import (
 
 var restoreNow = time.Date(2026, 11, 27, 3, 4, 5, 0, time.UTC)
 
-// writeDB writes a parking database with n lots at path and closes it.
-func writeDB(t *testing.T, path string, n int) {
+// lockFile is the writer lock's file beside parking.db: every loader, and
+// every restore, leaves it (the flock, not the file, is the lock).
+const lockFile = "parking.db.lock"
+
+// writeDB writes a parking database with n lots at path, as a loader in
+// locking mode mode leaves it ("" is auto: shared on the test's local disk),
+// and closes it.
+func writeDB(t *testing.T, path string, n int) { writeDBMode(t, path, n, "") }
+
+func writeDBMode(t *testing.T, path string, n int, mode Locking) {
 	t.Helper()
-	db, err := Open(context.Background(), path, Options{})
+	db, err := Open(context.Background(), path, Options{Locking: mode})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +39,8 @@ func writeDB(t *testing.T, path string, n int) {
 	}
 }
 
-// raw opens path with one plain connection (no loader settings).
+// raw opens path with one plain connection (no loader settings), closed
+// when the test ends.
 func raw(t *testing.T, path string) (*sql.DB, *sql.Conn) {
 	t.Helper()
 	db, err := sql.Open("sqlite", path)
@@ -62,17 +72,57 @@ func countLots(t *testing.T, path string) int {
 }
 
 // rawCount counts the lots of path with a plain connection, which applies
-// whatever journal or WAL lies beside it.
+// whatever journal or WAL lies beside it, checks its integrity, and closes
+// it again (SQLite then removes the -wal and -shm it made).
 func rawCount(t *testing.T, path string) int {
 	t.Helper()
-	_, conn := raw(t, path)
-	var n int
-	if err := conn.QueryRowContext(context.Background(), "SELECT count(*) FROM parking_lots").Scan(&n); err != nil {
-		t.Fatalf("count lots in %s: %v", path, err)
+	n, err := plainCount(path)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
-	var ok string
-	if err := conn.QueryRowContext(context.Background(), "PRAGMA integrity_check").Scan(&ok); err != nil || ok != "ok" {
-		t.Fatalf("integrity_check of %s: %q, %v", path, ok, err)
+	return n
+}
+
+func plainCount(path string) (int, error) {
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM parking_lots").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count lots: %w", err)
+	}
+	rows, err := db.Query("PRAGMA integrity_check(3)")
+	if err != nil {
+		return 0, fmt.Errorf("integrity_check: %w", err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return 0, fmt.Errorf("integrity_check: %w", err)
+		}
+		problems = append(problems, line)
+	}
+	if err := rows.Err(); err != nil || len(problems) != 1 || problems[0] != "ok" {
+		return 0, fmt.Errorf("integrity_check: %q, %v", problems, err)
+	}
+	return n, nil
+}
+
+// countAlone counts the lots of the file at path alone, copied without any
+// journal or WAL: what a copy of that one file holds. -1: it holds no
+// complete database of lots.
+func countAlone(t *testing.T, path string) int {
+	t.Helper()
+	alone := filepath.Join(t.TempDir(), "alone.db")
+	copyTo(t, path, alone)
+	n, err := plainCount(alone)
+	if err != nil {
+		t.Logf("%s alone: %v", path, err)
+		return -1
 	}
 	return n
 }
@@ -86,6 +136,18 @@ func copyTo(t *testing.T, from, to string) {
 	if err := os.WriteFile(to, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// rollbackHeader reports whether the database file at path is in
+// rollback-journal mode (its header's read and write versions 1, where WAL
+// has 2), read from the file without opening it.
+func rollbackHeader(t *testing.T, path string) bool {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) < 20 {
+		t.Fatalf("read the header of %s: %v", path, err)
+	}
+	return b[18] == 1 && b[19] == 1
 }
 
 // frozenWAL leaves at dest a WAL database as a killed process leaves it:
@@ -119,11 +181,13 @@ func frozenWAL(t *testing.T, dest string, n, m int) {
 
 // frozenJournal leaves at dest a database in the middle of a transaction, as
 // a killed process leaves it: the main file already holds changed pages, the
-// hot -journal the originals. Opened as a set it rolls back to n lots.
+// hot -journal the originals. Opened as a set it rolls back to n lots. A hot
+// journal needs a rollback-journal database: one a loader in exclusive mode
+// wrote.
 func frozenJournal(t *testing.T, dest string, n int) {
 	t.Helper()
 	live := filepath.Join(t.TempDir(), "live.db")
-	writeDB(t, live, n)
+	writeDBMode(t, live, n, LockingExclusive)
 	_, conn := raw(t, live)
 	ctx := context.Background()
 	// A tiny page cache makes SQLite write changed pages to the file before COMMIT.
@@ -179,38 +243,53 @@ func leftovers(t *testing.T, dir string, want ...string) []string {
 	return extra
 }
 
-func TestRestoreReplacesTheDatabaseAndKeepsTheOldOne(t *testing.T) {
-	dir := t.TempDir()
-	dest := filepath.Join(dir, "parking.db")
-	backup := filepath.Join(t.TempDir(), "parking-backup.db")
-	writeDB(t, backup, 5)
-	writeDB(t, dest, 9)
+func at0405(dest string) string { return dest + ".replaced-20261127T030405Z" }
 
-	res, err := Restore(context.Background(), backup, dest, RestoreOptions{Now: func() time.Time { return restoreNow }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := countLots(t, dest); got != 5 {
-		t.Errorf("restored database has %d lots, want the backup's 5", got)
-	}
-	aside := dest + ".replaced-20261127T030405Z"
-	if len(res.Kept) != 1 || res.Kept[0] != aside {
-		t.Errorf("kept %v, want [%s]", res.Kept, aside)
-	}
-	if got := rawCount(t, aside); got != 9 {
-		t.Errorf("the replaced database has %d lots, want its own 9", got)
-	}
-	if res.SchemaVersion != SchemaVersion() || res.Bytes == 0 {
-		t.Errorf("result %+v", res)
-	}
-	if extra := leftovers(t, dir, "parking.db", "parking.db.replaced-20261127T030405Z"); len(extra) > 0 {
-		t.Errorf("files left behind: %v", extra)
+func TestRestoreReplacesTheDatabaseAndKeepsTheOldOne(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			dir := t.TempDir()
+			dest := filepath.Join(dir, "parking.db")
+			backup := filepath.Join(t.TempDir(), "parking-backup.db")
+			writeDB(t, backup, 5)
+			writeDBMode(t, dest, 9, mode)
+
+			res, err := Restore(context.Background(), backup, dest, RestoreOptions{Now: func() time.Time { return restoreNow }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			aside := at0405(dest)
+			if len(res.Kept) != 1 || res.Kept[0] != aside {
+				t.Errorf("kept %v, want [%s]", res.Kept, aside)
+			}
+			if extra := leftovers(t, dir, "parking.db", lockFile, filepath.Base(aside)); len(extra) > 0 {
+				t.Errorf("files left behind: %v", extra)
+			}
+			// What a restored database looks like: a rollback-journal file
+			// (the backup was written by a loader in WAL mode); the next
+			// loader puts it in its own mode.
+			if !rollbackHeader(t, dest) {
+				t.Error("the restored file is not in rollback-journal mode")
+			}
+			if got := rawCount(t, dest); got != 5 {
+				t.Errorf("restored database has %d lots, want the backup's 5", got)
+			}
+			if got := countAlone(t, aside); got != 9 {
+				t.Errorf("the replaced database has %d lots, want its own 9", got)
+			}
+			if got := countLots(t, dest); got != 5 {
+				t.Errorf("the loader opens the restored database with %d lots, want 5", got)
+			}
+			if res.SchemaVersion != SchemaVersion() || res.Bytes == 0 {
+				t.Errorf("result %+v", res)
+			}
+		})
 	}
 }
 
 func TestRestoreIntoAnEmptyPlace(t *testing.T) {
-	dir := t.TempDir()
-	dest := filepath.Join(dir, "new", "parking.db")
+	dir := filepath.Join(t.TempDir(), "new")
+	dest := filepath.Join(dir, "parking.db")
 	backup := filepath.Join(t.TempDir(), "b.db")
 	writeDB(t, backup, 4)
 	res, err := Restore(context.Background(), backup, dest, RestoreOptions{})
@@ -220,18 +299,32 @@ func TestRestoreIntoAnEmptyPlace(t *testing.T) {
 	if len(res.Kept) != 0 {
 		t.Errorf("kept %v although there was no database", res.Kept)
 	}
+	if extra := leftovers(t, dir, "parking.db", lockFile); len(extra) > 0 {
+		t.Errorf("files left behind: %v", extra)
+	}
 	if got := countLots(t, dest); got != 4 {
 		t.Errorf("%d lots, want 4", got)
 	}
 }
 
-// A database that was in WAL mode leaves a -wal and -shm: applied to the
-// restored file they would corrupt it, and deleted they would lose the
-// replaced database's last transactions. They go aside with it.
-func TestRestoreOverAWALDatabaseKeepsItsWALWithIt(t *testing.T) {
+// A loader in shared mode killed with committed transactions only in its
+// -wal: the WAL is checkpointed into the old file before it goes aside, so
+// the replaced file alone holds everything (no -wal to lose beside it), and
+// nothing of it stays beside the restored file, where SQLite would apply it.
+func TestRestoreOverAKilledSharedLoaderCheckpointsItsWAL(t *testing.T) {
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "parking.db")
-	frozenWAL(t, dest, 9, 3)
+	h := startHolder(t, dest, LockingShared)
+	if err := h.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	h.cmd.Wait()
+	if fi, err := os.Stat(dest + "-wal"); err != nil || fi.Size() == 0 {
+		t.Fatalf("the killed loader left no WAL: %v", err)
+	}
+	if got := countAlone(t, dest); got == 7 {
+		t.Fatal("the killed loader's 7 lots are in the main file already: the test needs them only in its WAL")
+	}
 	backup := filepath.Join(t.TempDir(), "b.db")
 	writeDB(t, backup, 5)
 
@@ -239,45 +332,102 @@ func TestRestoreOverAWALDatabaseKeepsItsWALWithIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	aside := dest + ".replaced-20261127T030405Z"
-	if want := []string{aside, aside + "-wal"}; strings.Join(res.Kept, " ") != strings.Join(want, " ") {
+	aside := at0405(dest)
+	if want := []string{aside}; strings.Join(res.Kept, " ") != strings.Join(want, " ") {
 		t.Errorf("kept %v, want %v", res.Kept, want)
 	}
-	for _, s := range []string{"-wal", "-shm", "-journal"} {
-		if _, err := os.Stat(dest + s); err == nil {
-			t.Errorf("%s%s is still beside the restored database", dest, s)
-		}
+	if extra := leftovers(t, dir, "parking.db", lockFile, filepath.Base(aside)); len(extra) > 0 {
+		t.Errorf("files left behind: %v", extra)
 	}
-	if got := countLots(t, dest); got != 5 {
-		t.Errorf("restored database has %d lots, want 5", got)
-	}
-	if got := rawCount(t, aside); got != 12 {
-		t.Errorf("the replaced database opens with %d lots, want 9 + 3 from its WAL", got)
-	}
-}
-
-// A hot journal left by a killed writer belongs to the old file: rolled back
-// into the restored one it would overwrite its pages.
-func TestRestoreOverAHotJournalKeepsTheJournalWithTheOldFile(t *testing.T) {
-	dir := t.TempDir()
-	dest := filepath.Join(dir, "parking.db")
-	frozenJournal(t, dest, 300)
-	backup := filepath.Join(t.TempDir(), "b.db")
-	writeDB(t, backup, 5)
-
-	res, err := Restore(context.Background(), backup, dest, RestoreOptions{Now: func() time.Time { return restoreNow }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	aside := dest + ".replaced-20261127T030405Z"
-	if want := []string{aside, aside + "-journal"}; strings.Join(res.Kept, " ") != strings.Join(want, " ") {
-		t.Errorf("kept %v, want %v", res.Kept, want)
+	if got := countAlone(t, aside); got != 7 {
+		t.Errorf("the replaced file alone has %d lots, want the 7 the killed loader committed", got)
 	}
 	if got := rawCount(t, dest); got != 5 {
 		t.Errorf("restored database has %d lots, want 5", got)
 	}
-	if got := rawCount(t, aside); got != 300 {
-		t.Errorf("the replaced database rolls back to %d lots, want 300", got)
+}
+
+// A hot journal left by a killed writer is rolled back into the old file
+// before it goes aside: the replaced file alone is consistent, and the
+// journal is never rolled back into the restored file.
+func TestRestoreOverAHotJournalRollsItBackIntoTheOldFile(t *testing.T) {
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "parking.db")
+	frozenJournal(t, dest, 300)
+	if got := countAlone(t, dest); got == 300 {
+		t.Fatal("the main file alone is not torn: the journal is not hot")
+	}
+	backup := filepath.Join(t.TempDir(), "b.db")
+	writeDB(t, backup, 5)
+
+	res, err := Restore(context.Background(), backup, dest, RestoreOptions{Now: func() time.Time { return restoreNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aside := at0405(dest)
+	if want := []string{aside}; strings.Join(res.Kept, " ") != strings.Join(want, " ") {
+		t.Errorf("kept %v, want %v", res.Kept, want)
+	}
+	if extra := leftovers(t, dir, "parking.db", lockFile, filepath.Base(aside)); len(extra) > 0 {
+		t.Errorf("files left behind: %v", extra)
+	}
+	if got := rawCount(t, dest); got != 5 {
+		t.Errorf("restored database has %d lots, want 5", got)
+	}
+	if got := countAlone(t, aside); got != 300 {
+		t.Errorf("the replaced file alone has %d lots, want the 300 its journal rolls back to", got)
+	}
+}
+
+// What SQLite cannot settle keeps its WAL beside it, under the replaced
+// name: a damaged file, and a WAL whose database is gone. Neither stays
+// beside the restored file.
+func TestRestoreKeepsAWALItCannotApplyBesideTheOldFile(t *testing.T) {
+	frozen := filepath.Join(t.TempDir(), "frozen.db")
+	frozenWAL(t, frozen, 9, 3)
+	wal, err := os.ReadFile(frozen + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(t.TempDir(), "b.db")
+	writeDB(t, backup, 5)
+	garbage := []byte("<html><body>Request blocked</body></html>\n")
+
+	for _, c := range []struct {
+		name     string
+		mainFile []byte // nil: no main file
+	}{{"damaged", garbage}, {"no database", nil}} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			dest := filepath.Join(dir, "parking.db")
+			if c.mainFile != nil {
+				os.WriteFile(dest, c.mainFile, 0o644)
+			}
+			os.WriteFile(dest+"-wal", wal, 0o644)
+			res, err := Restore(context.Background(), backup, dest, RestoreOptions{Now: func() time.Time { return restoreNow }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			aside := at0405(dest)
+			want := []string{aside, aside + "-wal"}
+			if c.mainFile == nil {
+				want = want[1:]
+			}
+			if strings.Join(res.Kept, " ") != strings.Join(want, " ") {
+				t.Errorf("kept %v, want %v", res.Kept, want)
+			}
+			if c.mainFile != nil {
+				if b, _ := os.ReadFile(aside); !bytes.Equal(b, c.mainFile) {
+					t.Error("the damaged file was changed")
+				}
+			}
+			if b, _ := os.ReadFile(aside + "-wal"); !bytes.Equal(b, wal) {
+				t.Error("the WAL was not kept as it was")
+			}
+			if got := rawCount(t, dest); got != 5 {
+				t.Errorf("restored database has %d lots, want 5", got)
+			}
+		})
 	}
 }
 
@@ -287,19 +437,19 @@ func TestRestoreTakesTheBackupsJournalOrWAL(t *testing.T) {
 	t.Run("wal", func(t *testing.T) {
 		backup := filepath.Join(t.TempDir(), "b.db")
 		frozenWAL(t, backup, 5, 2)
-		dest := filepath.Join(t.TempDir(), "parking.db")
+		dir := t.TempDir()
+		dest := filepath.Join(dir, "parking.db")
 		if _, err := Restore(context.Background(), backup, dest, RestoreOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		if got := countLots(t, dest); got != 7 {
-			t.Errorf("%d lots, want 5 + 2 from the backup's WAL", got)
+		if extra := leftovers(t, dir, "parking.db", lockFile); len(extra) > 0 {
+			t.Errorf("files left behind: %v", extra)
 		}
-		head := make([]byte, 20)
-		f, _ := os.Open(dest)
-		f.Read(head)
-		f.Close()
-		if head[18] != 1 || head[19] != 1 {
-			t.Errorf("restored file is not in rollback-journal mode (header bytes %d %d)", head[18], head[19])
+		if !rollbackHeader(t, dest) {
+			t.Error("the restored file is not in rollback-journal mode")
+		}
+		if got := countAlone(t, dest); got != 7 {
+			t.Errorf("%d lots in the restored file, want 5 + 2 from the backup's WAL", got)
 		}
 	})
 	t.Run("journal", func(t *testing.T) {
@@ -309,8 +459,27 @@ func TestRestoreTakesTheBackupsJournalOrWAL(t *testing.T) {
 		if _, err := Restore(context.Background(), backup, dest, RestoreOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		if got := countLots(t, dest); got != 300 {
+		if got := countAlone(t, dest); got != 300 {
 			t.Errorf("%d lots, want the 300 of the rolled-back transaction", got)
+		}
+	})
+	// A WAL backup that a process has open may be checkpointed or written
+	// under the copy: refused, naming the backup.
+	t.Run("wal in use", func(t *testing.T) {
+		backup := filepath.Join(t.TempDir(), "b.db")
+		frozenWAL(t, backup, 5, 2)
+		_, conn := raw(t, backup)
+		if _, err := conn.ExecContext(context.Background(), "SELECT count(*) FROM parking_lots"); err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		dest := filepath.Join(dir, "parking.db")
+		_, err := Restore(context.Background(), backup, dest, RestoreOptions{})
+		if err == nil || errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "backup "+backup+": a process has it open in WAL mode") {
+			t.Fatalf("err %v, want a refusal naming the backup in use", err)
+		}
+		if extra := leftovers(t, dir, lockFile); len(extra) > 0 {
+			t.Errorf("files left behind: %v", extra)
 		}
 	})
 }
@@ -327,9 +496,15 @@ func TestRestoreRefusesBadBackupsAndTouchesNothing(t *testing.T) {
 			if err := os.WriteFile(path, good, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, conn := raw(t, path)
+			// Closed before the restore: a WAL file a process has open is refused.
+			db, err := sql.Open("sqlite", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			db.SetMaxOpenConns(1)
 			for _, s := range stmts {
-				if _, err := conn.ExecContext(context.Background(), s); err != nil {
+				if _, err := db.Exec(s); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -376,7 +551,7 @@ func TestRestoreRefusesBadBackupsAndTouchesNothing(t *testing.T) {
 			if after, _ := os.ReadFile(dest); !bytes.Equal(before, after) {
 				t.Error("the database was changed")
 			}
-			if extra := leftovers(t, dir, "parking.db"); len(extra) > 0 {
+			if extra := leftovers(t, dir, "parking.db", lockFile); len(extra) > 0 {
 				t.Errorf("files left behind: %v", extra)
 			}
 		})
@@ -388,7 +563,7 @@ func TestRestoreRefusesBadBackupsAndTouchesNothing(t *testing.T) {
 		if _, err := Restore(context.Background(), backup, filepath.Join(dir, "parking.db"), RestoreOptions{}); err == nil {
 			t.Fatal("a bad backup was restored")
 		}
-		if extra := leftovers(t, dir); len(extra) > 0 {
+		if extra := leftovers(t, dir, lockFile); len(extra) > 0 {
 			t.Errorf("files left where there was no database: %v", extra)
 		}
 	})
@@ -401,62 +576,180 @@ func TestRestoreRefusesBadBackupsAndTouchesNothing(t *testing.T) {
 	})
 }
 
-// A loader holding the database makes the restore refuse. The lock is held
-// in this process here (the loader's command test holds it from another
-// process): the open file description lock conflicts with SQLite's POSIX
-// locks in both cases.
+// A running loader makes the restore refuse, in either locking mode, and so
+// does anything else that has the database open.
 func TestRestoreRefusesWhileTheDatabaseIsHeld(t *testing.T) {
-	dir := t.TempDir()
-	dest := filepath.Join(dir, "parking.db")
-	writeDB(t, dest, 9)
 	backup := filepath.Join(t.TempDir(), "b.db")
 	writeDB(t, backup, 5)
-
-	db, err := Open(context.Background(), dest, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = Restore(context.Background(), backup, dest, RestoreOptions{})
-	if !errors.Is(err, ErrLocked) {
-		t.Fatalf("restore while the loader holds the database: %v, want ErrLocked", err)
-	}
-	db.Close()
-	if extra := leftovers(t, dir, "parking.db"); len(extra) > 0 {
-		t.Errorf("files left behind: %v", extra)
-	}
-	if got := countLots(t, dest); got != 9 {
-		t.Errorf("the held database has %d lots, want its own 9", got)
-	}
-
-	// A WAL-mode reader holds no lock on the file between transactions; its
-	// mapping of the -shm file shows it.
-	_, conn := raw(t, dest)
-	ctx := context.Background()
-	for _, q := range []string{"PRAGMA journal_mode = WAL", "SELECT count(*) FROM parking_lots"} {
-		if _, err := conn.ExecContext(ctx, q); err != nil {
-			t.Fatal(err)
+	refused := func(t *testing.T, dest, want string) {
+		t.Helper()
+		_, err := Restore(context.Background(), backup, dest, RestoreOptions{})
+		if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("restore: %v, want ErrLocked saying %q", err, want)
 		}
 	}
-	if _, err := Restore(ctx, backup, dest, RestoreOptions{}); !errors.Is(err, ErrLocked) {
-		t.Fatalf("restore while a WAL connection is open: %v, want ErrLocked", err)
+	// A loader in another process (SQLite's locks are per process): in
+	// shared mode it holds the writer lock and, between transactions, no
+	// more than a shared lock on the file.
+	for _, mode := range modes {
+		t.Run("loader "+string(mode), func(t *testing.T) {
+			dir := t.TempDir()
+			dest := filepath.Join(dir, "parking.db")
+			h := startHolder(t, dest, mode)
+			refused(t, dest, "writer lock "+dest+".lock")
+			h.release(t)
+			if extra := leftovers(t, dir, "parking.db", lockFile); len(extra) > 0 {
+				t.Errorf("files left behind: %v", extra)
+			}
+			if got := countLots(t, dest); got != 7 {
+				t.Errorf("the held database has %d lots, want its own 7", got)
+			}
+		})
 	}
-	conn.Close()
+	// The writer lock alone, as a loader holds it before SQLite opens the
+	// file (and a shared-mode loader beside no SQLite lock of its own at all
+	// would): the restore refuses, and goes ahead once it is released.
+	t.Run("writer lock", func(t *testing.T) {
+		dest := filepath.Join(t.TempDir(), "parking.db")
+		writeDB(t, dest, 9)
+		lock, err := lockWriter(context.Background(), dest+".lock", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused(t, dest, "writer lock")
+		if got := rawCount(t, dest); got != 9 {
+			t.Errorf("%d lots, want the 9 the database had", got)
+		}
+		lock.Close()
+		if _, err := Restore(context.Background(), backup, dest, RestoreOptions{}); err != nil {
+			t.Fatalf("restore once the writer lock is free: %v", err)
+		}
+	})
+	// Readers do not take the writer lock. A WAL connection keeps a shared
+	// lock on the file and its -shm mapped between transactions; a
+	// rollback-journal reader holds its shared lock while it reads. Held in
+	// this process here: the restore's open file description locks conflict
+	// with SQLite's POSIX locks here too.
+	t.Run("wal reader", func(t *testing.T) {
+		dest := filepath.Join(t.TempDir(), "parking.db")
+		writeDB(t, dest, 9)
+		_, conn := raw(t, dest)
+		ctx := context.Background()
+		for _, q := range []string{"PRAGMA journal_mode = WAL", "SELECT count(*) FROM parking_lots"} {
+			if _, err := conn.ExecContext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		refused(t, dest, "has "+dest+" open")
+	})
+	t.Run("rollback reader", func(t *testing.T) {
+		dest := filepath.Join(t.TempDir(), "parking.db")
+		writeDBMode(t, dest, 9, LockingExclusive)
+		_, conn := raw(t, dest)
+		rows, err := conn.QueryContext(context.Background(), "SELECT id FROM parking_lots")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		rows.Next()
+		refused(t, dest, "has "+dest+" open")
+	})
 }
 
-// While the restore holds the database, a loader cannot open it.
-func TestALoaderCannotOpenTheDatabaseWhileItIsHeldForRestore(t *testing.T) {
+// A loader started during a restore waits on the writer lock (or, without
+// -wait-lock, is refused by it) and, once the restore is done, opens the new
+// file: it never sees the database being replaced.
+//
+// In the third case the database being replaced is not a database at all
+// (the reason for the restore): a loader that judged the file before taking
+// the writer lock would give up on it instead of waiting for the new one.
+func TestALoaderStartedDuringARestoreOpensTheNewFile(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		mode Locking
+	}{{"exclusive", LockingExclusive}, {"shared", LockingShared}, {"damaged", ""}} {
+		mode := c.mode
+		t.Run(c.name, func(t *testing.T) {
+			dest := filepath.Join(t.TempDir(), "parking.db")
+			if c.name == "damaged" {
+				os.WriteFile(dest, []byte("<html><body>Request blocked</body></html>\n"), 0o644)
+			} else {
+				writeDBMode(t, dest, 9, mode)
+			}
+			backup := filepath.Join(t.TempDir(), "b.db")
+			writeDB(t, backup, 5)
+
+			paused, resume := make(chan struct{}), make(chan struct{})
+			restored := make(chan error, 1)
+			go func() {
+				_, err := Restore(context.Background(), backup, dest, RestoreOptions{beforeSwap: func() {
+					close(paused)
+					<-resume
+				}})
+				restored <- err
+			}()
+			select {
+			case <-paused:
+			case err := <-restored:
+				t.Fatalf("restore ended before the swap: %v", err)
+			}
+
+			_, err := Open(context.Background(), dest, Options{Locking: mode, LockTimeout: 50 * time.Millisecond})
+			if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "writer lock") {
+				t.Errorf("a loader without -wait-lock during the restore: %v, want ErrLocked on the writer lock", err)
+			}
+
+			waiting := make(chan struct{}, 1)
+			logger := slog.New(chanHandler{msg: "waiting for database lock", ch: waiting})
+			type opened struct {
+				db  *DB
+				err error
+			}
+			standby := make(chan opened, 1)
+			go func() {
+				db, err := Open(context.Background(), dest, Options{Locking: mode, WaitLock: true, LockTimeout: 50 * time.Millisecond, Logger: logger})
+				standby <- opened{db, err}
+			}()
+			select {
+			case <-waiting:
+			case r := <-standby:
+				t.Fatalf("a standby loader returned during the restore: %v", r.err)
+			}
+			close(resume)
+			if err := <-restored; err != nil {
+				t.Fatal(err)
+			}
+			r := <-standby
+			if r.err != nil {
+				t.Fatalf("the standby after the restore: %v", r.err)
+			}
+			defer r.db.Close()
+			if n := countRows(t, r.db, "parking_lots"); n != 5 {
+				t.Errorf("the standby holds a database with %d lots, want the restored 5 (9: the replaced file)", n)
+			}
+		})
+	}
+}
+
+// Settling needs the database to itself: a connection that came in after
+// the restore's check (here in this process; SQLite's locks see it too) is
+// reported as ErrLocked, not mistaken for a file SQLite cannot settle, whose
+// WAL would go aside while that connection uses it; the WAL stays.
+func TestSettleRefusesADatabaseInUse(t *testing.T) {
 	dest := filepath.Join(t.TempDir(), "parking.db")
-	writeDB(t, dest, 2)
-	unlock, _, err := holdDatabase(dest)
+	frozenWAL(t, dest, 9, 3)
+	wal, err := os.ReadFile(dest + "-wal")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Open(context.Background(), dest, Options{LockTimeout: 50 * time.Millisecond})
-	unlock()
-	if !errors.Is(err, ErrLocked) {
-		t.Fatalf("open during the restore: %v, want ErrLocked", err)
+	_, conn := raw(t, dest)
+	if _, err := conn.ExecContext(context.Background(), "SELECT count(*) FROM parking_lots"); err != nil {
+		t.Fatal(err)
 	}
-	if got := countLots(t, dest); got != 2 {
-		t.Errorf("%d lots after the lock was released, want 2", got)
+	if err := settle(context.Background(), dest); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), dest) {
+		t.Fatalf("settle with a connection open: %v, want ErrLocked naming %s", err, dest)
+	}
+	if b, _ := os.ReadFile(dest + "-wal"); !bytes.Equal(b, wal) {
+		t.Error("the WAL was changed")
 	}
 }

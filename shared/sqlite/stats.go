@@ -22,6 +22,7 @@ type Stats struct {
 	Datasets     []DatasetStats  `json:"datasets"`
 	Refused      RefusedStats    `json:"refused"`
 	Rejections   RejectionsStats `json:"rejections"`
+	Retractions  RetractionStats `json:"retractions"`
 }
 
 // LotStats counts parking_lots rows.
@@ -50,10 +51,29 @@ type DatasetStats struct {
 	Quality   *snapshot.Quality `json:"quality,omitempty"`
 }
 
-// RefusedStats counts refused snapshots and lists the latest.
+// RefusedStats counts the snapshots the ledger holds as refused (not those
+// retracted: see RetractionStats), by dataset, and lists the latest: each
+// waits for a decision (the override, a retraction, or nothing when the next
+// snapshot makes it moot).
 type RefusedStats struct {
-	Count  int           `json:"count"`
-	Latest []LedgerEntry `json:"latest,omitempty"`
+	Count     int            `json:"count"`
+	ByDataset map[string]int `json:"by_dataset,omitempty"`
+	Latest    []LedgerEntry  `json:"latest,omitempty"`
+}
+
+// RetractionStats counts retracted snapshots and lists the latest.
+type RetractionStats struct {
+	Count  int               `json:"count"`
+	Latest []RetractionEntry `json:"latest,omitempty"`
+}
+
+// RetractionEntry is one row of retractions.
+type RetractionEntry struct {
+	Key       string `json:"key"`
+	Dataset   string `json:"dataset"`
+	FetchedAt string `json:"fetched_at"`
+	Reason    string `json:"reason"`
+	At        string `json:"at"`
 }
 
 // LedgerEntry is one row of the snapshots ledger.
@@ -147,49 +167,72 @@ func (db *DB) stats(ctx context.Context, full bool) (Stats, error) {
 		s.Datasets = append(s.Datasets, ds)
 	}
 
-	// Both through the partial index snapshots_refused: as many rows as refusals.
-	if err := c.QueryRowContext(ctx, "SELECT count(*) FROM snapshots WHERE outcome = 'refused'").
-		Scan(&s.Refused.Count); err != nil {
-		return s, fmt.Errorf("stats refused: %w", err)
+	// Through the partial index snapshots_refused: as many rows as refusals.
+	const refused = "outcome = 'refused' AND key NOT IN (SELECT key FROM retractions)"
+	type count struct {
+		dataset string
+		n       int
 	}
-	rows, err := c.QueryContext(ctx, `SELECT key, dataset, fetched_at, applied_at, reason FROM snapshots
-		WHERE outcome = 'refused' ORDER BY applied_at DESC, key DESC LIMIT ?`, statsLatest)
+	counts, err := queryAll(ctx, c, func(r *sql.Rows, e *count) error { return r.Scan(&e.dataset, &e.n) },
+		"SELECT dataset, count(*) FROM snapshots WHERE "+refused+" GROUP BY dataset")
 	if err != nil {
 		return s, fmt.Errorf("stats refused: %w", err)
 	}
-	for rows.Next() {
-		var e LedgerEntry
-		if err := rows.Scan(&e.Key, &e.Dataset, &e.FetchedAt, &e.AppliedAt, &e.Reason); err != nil {
-			rows.Close()
-			return s, fmt.Errorf("stats refused: %w", err)
+	for _, e := range counts {
+		if s.Refused.ByDataset == nil {
+			s.Refused.ByDataset = map[string]int{}
 		}
-		s.Refused.Latest = append(s.Refused.Latest, e)
+		s.Refused.ByDataset[e.dataset] = e.n
+		s.Refused.Count += e.n
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if s.Refused.Latest, err = queryAll(ctx, c, func(r *sql.Rows, e *LedgerEntry) error {
+		return r.Scan(&e.Key, &e.Dataset, &e.FetchedAt, &e.AppliedAt, &e.Reason)
+	}, `SELECT key, dataset, fetched_at, applied_at, reason FROM snapshots
+		WHERE `+refused+` ORDER BY applied_at DESC, key DESC LIMIT ?`, statsLatest); err != nil {
 		return s, fmt.Errorf("stats refused: %w", err)
+	}
+
+	if err := c.QueryRowContext(ctx, "SELECT count(*) FROM retractions").Scan(&s.Retractions.Count); err != nil {
+		return s, fmt.Errorf("stats retractions: %w", err)
+	}
+	if s.Retractions.Latest, err = queryAll(ctx, c, func(r *sql.Rows, e *RetractionEntry) error {
+		return r.Scan(&e.Key, &e.Dataset, &e.FetchedAt, &e.Reason, &e.At)
+	}, `SELECT key, dataset, fetched_at, reason, at FROM retractions ORDER BY at DESC, key DESC LIMIT ?`, statsLatest); err != nil {
+		return s, fmt.Errorf("stats retractions: %w", err)
 	}
 
 	if err := c.QueryRowContext(ctx, "SELECT count(*) FROM rejections").Scan(&s.Rejections.Count); err != nil {
 		return s, fmt.Errorf("stats rejections: %w", err)
 	}
-	rows, err = c.QueryContext(ctx, `SELECT message_id, key, dataset, reason, at FROM rejections
-		ORDER BY id DESC LIMIT ?`, statsLatest)
-	if err != nil {
-		return s, fmt.Errorf("stats rejections: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var e RejectionEntry
-		if err := rows.Scan(&e.MessageID, &e.Key, &e.Dataset, &e.Reason, &e.At); err != nil {
-			return s, fmt.Errorf("stats rejections: %w", err)
-		}
-		s.Rejections.Latest = append(s.Rejections.Latest, e)
-	}
-	if err := rows.Err(); err != nil {
+	if s.Rejections.Latest, err = queryAll(ctx, c, func(r *sql.Rows, e *RejectionEntry) error {
+		return r.Scan(&e.MessageID, &e.Key, &e.Dataset, &e.Reason, &e.At)
+	}, `SELECT message_id, key, dataset, reason, at FROM rejections ORDER BY id DESC LIMIT ?`, statsLatest); err != nil {
 		return s, fmt.Errorf("stats rejections: %w", err)
 	}
 	return s, nil
+}
+
+// querier is a connection or a transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// queryAll runs query and returns one T per row, each filled by scan.
+func queryAll[T any](ctx context.Context, c querier, scan func(*sql.Rows, *T) error, query string, args ...any) ([]T, error) {
+	rows, err := c.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var e T
+		if err := scan(rows, &e); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
 }
 
 // months reads obs_months.
@@ -212,12 +255,15 @@ func months(ctx context.Context, c *sql.Conn) ([]MonthStats, error) {
 	return out, rows.Err()
 }
 
-// monthsFull computes the month figures from availability_obs, one key
-// range (month) at a time: each is a range scan, and nothing sorts every
+// monthsFull computes the month figures from the observation tables, one
+// key range (month) at a time: each is a range scan, and nothing sorts every
 // observation, so memory stays flat however many there are.
 func monthsFull(ctx context.Context, c *sql.Conn) ([]MonthStats, error) {
 	var lo, hi sql.NullInt64
-	if err := c.QueryRowContext(ctx, "SELECT min(k) >> 16, max(k) >> 16 FROM availability_obs").Scan(&lo, &hi); err != nil {
+	if err := c.QueryRowContext(ctx, `SELECT min(t), max(t) FROM (
+		SELECT min(k) >> 16 AS t FROM availability_obs UNION ALL SELECT max(k) >> 16 FROM availability_obs
+		UNION ALL SELECT min(t) FROM availability_obs_overflow UNION ALL SELECT max(t) FROM availability_obs_overflow)`).
+		Scan(&lo, &hi); err != nil {
 		return nil, err
 	}
 	if !lo.Valid {
@@ -227,22 +273,58 @@ func monthsFull(ctx context.Context, c *sql.Conn) ([]MonthStats, error) {
 	last := time.Unix(hi.Int64, 0).In(taipei)
 	for m := time.Unix(lo.Int64, 0).In(taipei); !m.After(last); {
 		start := time.Date(m.Year(), m.Month(), 1, 0, 0, 0, 0, taipei)
-		next := start.AddDate(0, 1, 0)
-		var ms MonthStats
-		var first, lastObs sql.NullInt64
-		if err := c.QueryRowContext(ctx, `SELECT count(*), count(DISTINCT k & 65535), min(k) >> 16, max(k) >> 16
-			FROM availability_obs WHERE k >= ? AND k < ?`, obsKey(start.Unix(), 0), obsKey(next.Unix(), 0)).
-			Scan(&ms.Observations, &ms.DistinctLots, &first, &lastObs); err != nil {
+		ms, first, lastObs, err := monthFigures(ctx, c, start)
+		if err != nil {
 			return nil, err
 		}
 		if ms.Observations > 0 {
-			ms.Month = start.Format("2006-01")
-			ms.First, ms.Last = formatUnix(first.Int64), formatUnix(lastObs.Int64)
+			ms.First, ms.Last = formatUnix(first), formatUnix(lastObs)
 			out = append(out, ms)
 		}
-		m = next
+		m = start.AddDate(0, 1, 0)
 	}
 	return out, nil
+}
+
+// rowQuerier is a connection or a transaction.
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// monthFigures counts the observations of the Taipei month that starts at
+// start, from the tables, with the first and last fetch second. The overflow
+// table (empty in practice) holds other lots than the packed one, so the
+// distinct lots of the two add up.
+func monthFigures(ctx context.Context, c rowQuerier, start time.Time) (ms MonthStats, first, last int64, err error) {
+	next := start.AddDate(0, 1, 0)
+	ms.Month = start.Format("2006-01")
+	first, last = -1, -1
+	for _, q := range []struct {
+		query string
+		args  []any
+	}{
+		{`SELECT count(*), count(DISTINCT k & 65535), min(k) >> 16, max(k) >> 16
+			FROM availability_obs WHERE k >= ? AND k < ?`, []any{obsKey(start.Unix(), 0), obsKey(next.Unix(), 0)}},
+		{`SELECT count(*), count(DISTINCT lot), min(t), max(t)
+			FROM availability_obs_overflow WHERE t >= ? AND t < ?`, []any{start.Unix(), next.Unix()}},
+	} {
+		var n int64
+		var lots int
+		var f, l sql.NullInt64
+		if err := c.QueryRowContext(ctx, q.query, q.args...).Scan(&n, &lots, &f, &l); err != nil {
+			return ms, 0, 0, fmt.Errorf("count %s: %w", ms.Month, err)
+		}
+		if n == 0 {
+			continue
+		}
+		ms.Observations += n
+		ms.DistinctLots += lots
+		if first < 0 || f.Int64 < first {
+			first = f.Int64
+		}
+		last = max(last, l.Int64)
+	}
+	return ms, first, last, nil
 }
 
 // SummaryDifferences compares the figures Stats read from the summaries

@@ -65,7 +65,8 @@ func TestStatsKnownReject(t *testing.T) {
 		s.Months[1].Observations != 12 || s.Months[1].First != "2026-12-01T00:00:00+08:00" {
 		t.Errorf("months = %+v", s.Months)
 	}
-	if s.Refused.Count != 1 || !strings.Contains(s.Refused.Latest[0].Reason, "of 9 active") {
+	if s.Refused.Count != 1 || s.Refused.ByDataset["lots"] != 1 || !strings.Contains(s.Refused.Latest[0].Reason, "of 9 active") ||
+		s.Refused.Latest[0].Dataset != "lots" || s.Refused.Latest[0].FetchedAt != formatMilli(at(2).UnixMilli()) {
 		t.Errorf("refused = %+v", s.Refused)
 	}
 	if s.Rejections.Count != 1 || s.Rejections.Latest[0].Reason != "undecodable" {
@@ -79,6 +80,22 @@ func TestStatsKnownReject(t *testing.T) {
 	}
 	if _, err := json.Marshal(s); err != nil {
 		t.Fatal(err)
+	}
+
+	// A retracted snapshot is listed as such, and no longer as refused.
+	if _, err := db.Retract(ctx, []string{"lots-bad", "av-dec"}, "test", func(context.Context, string) (*snapshot.Input, error) {
+		return nil, fmt.Errorf("nothing to read")
+	}); err == nil {
+		t.Fatal("retracting av-dec needs to read the snapshots before it, and the read fails: want an error")
+	}
+	if _, err := db.Retract(ctx, []string{"lots-bad"}, "test", nil); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = db.Stats(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s.Refused.Count != 0 || s.Retractions.Count != 1 || s.Retractions.Latest[0].Key != "lots-bad" || s.Retractions.Latest[0].Reason != "test" {
+		t.Errorf("after a retraction: refused %+v, retractions %+v", s.Refused, s.Retractions)
 	}
 }
 

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// The summaries Stats reads (migration 0002): per Taipei month of
+// The summaries Stats reads (migration 0003): per Taipei month of
 // observations (obs_months, obs_month_lots) and per dataset and outcome of
 // the ledger (ledger_counts). Every transaction that inserts observations or
 // ledger rows adds to them before it commits, so they always agree with the
@@ -22,8 +22,8 @@ import (
 // monthOf is the Taipei calendar month of a fetch second, as obs_months keys it.
 func monthOf(t int64) string { return time.Unix(t, 0).In(taipei).Format("2006-01") }
 
-// lotSet is a set of lot ordinals (lot_ids.n < 65536) as a bitmap: about
-// 180 bytes for the feeds' ~1,400 lots.
+// lotSet is a set of lot ordinals (lot_ids.n) as a bitmap: about 180 bytes
+// for the feeds' ~1,400 lots.
 type lotSet []uint64
 
 func (s lotSet) has(n int64) bool {
@@ -208,15 +208,64 @@ func (db *DB) monthLotSet(ctx context.Context, tx *sql.Tx, m string) (lotSet, er
 	return s, nil
 }
 
-// countSecond counts the observations stored at fetch second t.
+// countSecond counts the observations stored at fetch second t, in both
+// observation tables.
 func (a *applier) countSecond(ctx context.Context, t int64) (int64, error) {
-	s, err := a.stmt(ctx, "SELECT count(*) FROM availability_obs WHERE k BETWEEN ? AND ?")
+	s, err := a.stmt(ctx, `SELECT (SELECT count(*) FROM availability_obs WHERE k BETWEEN ? AND ?)
+		+ (SELECT count(*) FROM availability_obs_overflow WHERE t = ?)`)
 	if err != nil {
 		return 0, err
 	}
 	var n int64
-	if err := s.QueryRowContext(ctx, obsKey(t, 0), obsKey(t, maxLotOrdinal)).Scan(&n); err != nil {
+	if err := s.QueryRowContext(ctx, obsKey(t, 0), obsKey(t, maxPackedLot), t).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count observations at %d: %w", t, err)
 	}
 	return n, nil
+}
+
+// resummarise counts the given months and the ledger again from the tables,
+// in the transaction: what a retraction, which deletes observations and
+// turns ledger rows to refused, does instead of adding. A month's range scan; its rows in obs_month_lots are
+// written anew, and the DB's cache of them must be dropped once committed.
+func (a *applier) resummarise(ctx context.Context, months map[string]bool) error {
+	for m := range months {
+		start, err := time.ParseInLocation("2006-01", m, taipei)
+		if err != nil {
+			return fmt.Errorf("summarise %s: %w", m, err)
+		}
+		next := start.AddDate(0, 1, 0)
+		ms, first, last, err := monthFigures(ctx, a.tx, start)
+		if err != nil {
+			return err
+		}
+		for _, q := range []struct {
+			query string
+			args  []any
+		}{
+			{"DELETE FROM obs_month_lots WHERE month = ?", []any{m}},
+			{"DELETE FROM obs_months WHERE month = ?", []any{m}},
+			{"INSERT INTO obs_month_lots (month, lot) SELECT DISTINCT ?, k & 65535 FROM availability_obs WHERE k >= ? AND k < ?",
+				[]any{m, obsKey(start.Unix(), 0), obsKey(next.Unix(), 0)}},
+			{"INSERT INTO obs_month_lots (month, lot) SELECT DISTINCT ?, lot FROM availability_obs_overflow WHERE t >= ? AND t < ?",
+				[]any{m, start.Unix(), next.Unix()}},
+		} {
+			if _, err := a.tx.ExecContext(ctx, q.query, q.args...); err != nil {
+				return fmt.Errorf("summarise %s: %w", m, err)
+			}
+		}
+		if ms.Observations == 0 {
+			continue
+		}
+		if _, err := a.tx.ExecContext(ctx, `INSERT INTO obs_months (month, observations, lots, first_unix, last_unix)
+			VALUES (?, ?, ?, ?, ?)`, m, ms.Observations, ms.DistinctLots, first, last); err != nil {
+			return fmt.Errorf("summarise %s: %w", m, err)
+		}
+	}
+	for _, q := range []string{"DELETE FROM ledger_counts", `INSERT INTO ledger_counts (dataset, outcome, snapshots, last_applied_at)
+		SELECT dataset, outcome, count(*), max(applied_at) FROM snapshots GROUP BY dataset, outcome`} {
+		if _, err := a.tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("summarise the ledger: %w", err)
+		}
+	}
+	return nil
 }

@@ -118,14 +118,7 @@ func propertiesOf(l sqlite.Lot) lotProperties {
 	p := lotProperties{ID: l.ID, Name: l.Name, Area: l.Area, Type: l.Type, Summary: l.Summary, Address: l.Address,
 		Tel: l.Tel, PayEx: l.PayEx, ServiceTime: l.ServiceTime,
 		TotalCar: l.TotalCar, TotalMotor: l.TotalMotor, TotalBike: l.TotalBike}
-	if l.HasAvailable {
-		v := l.AvailableCar
-		p.AvailableCar = &v
-	}
-	if l.ObservedAt != "" {
-		at := l.ObservedAt
-		p.ObservedAt = &at
-	}
+	p.AvailableCar, p.ObservedAt = l.LiveValue()
 	return p
 }
 
@@ -233,7 +226,7 @@ func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	var obs []sqlite.Observation
+	var obs []sqlite.HistoryPoint
 	if !s.read(w, r, func(ctx context.Context, db *sqlite.DB) (err error) {
 		obs, err = db.History(ctx, id, from, to)
 		return err

@@ -1,5 +1,6 @@
 // Package web is the loader's HTTP server: for operators /healthz (the
-// consume loop is alive), /readyz (the database is open and checked),
+// consume loop is alive), /readyz (the database is open and checked, and
+// not failing),
 // /metrics (Prometheus text format) and /stats (the database statistics as
 // JSON, which `loader stats` asks for when the running loader holds the
 // database's exclusive lock); for programs the read API under /api/v1/; for
@@ -20,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/ops/metrics"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/web/livemap"
@@ -59,12 +61,18 @@ func LiveWindow(pollWait time.Duration) time.Duration {
 	return 2*pollWait + 30*time.Second
 }
 
+// ShutdownGrace is how long a stop gives requests in flight (Shutdown's
+// context): they are short reads, and the stop has a deadline.
+const ShutdownGrace = 5 * time.Second
+
 // Server serves the endpoints. Start it after the database is open.
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
 	ready atomic.Bool
-	srv   *http.Server
+	// failing is why the loader cannot do its work now ("" when it can).
+	failing atomic.Pointer[string]
+	srv     *http.Server
 
 	mu   sync.Mutex
 	ln   net.Listener
@@ -83,7 +91,7 @@ func New(cfg Config) *Server {
 		cfg.Metrics = metrics.New(cfg.Now)
 	}
 	if cfg.LiveWithin <= 0 {
-		cfg.LiveWithin = LiveWindow(20 * time.Second)
+		cfg.LiveWithin = LiveWindow(consume.DefaultWait)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	s.srv = &http.Server{
@@ -98,6 +106,13 @@ func New(cfg Config) *Server {
 // SetReady says whether /readyz answers 200: true once the database is open
 // and its start-up checks passed, false again when the loader begins to stop.
 func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
+
+// SetFailing says why the loader cannot do its work for now, its database
+// failing (a full disk, an I/O error), or "" once it can again. Meanwhile
+// /readyz answers 503 with the reason, whatever SetReady said, while
+// /healthz still answers 200: the loop is alive and retrying, and a restart
+// would not help.
+func (s *Server) SetFailing(reason string) { s.failing.Store(&reason) }
 
 // Handler returns the endpoints' handler.
 func (s *Server) Handler() http.Handler {
@@ -136,6 +151,10 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if !s.ready.Load() {
 		text(w, http.StatusServiceUnavailable, "not ready\n")
+		return
+	}
+	if why := s.failing.Load(); why != nil && *why != "" {
+		text(w, http.StatusServiceUnavailable, "not ready: "+*why+"\n")
 		return
 	}
 	text(w, http.StatusOK, "ok\n")

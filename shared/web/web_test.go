@@ -115,6 +115,19 @@ func TestEndpointsBeforeAndAfterTheFirstApply(t *testing.T) {
 	if code, _ := get(t, addr, "/healthz"); code != 200 {
 		t.Errorf("/healthz before any poll = %d (a loop that just started is alive)", code)
 	}
+	// A failing database makes the loader not ready, not dead: the loop is
+	// alive and retrying, and a restart would not help.
+	srv.SetFailing("database failing: database or disk is full")
+	if code, body := get(t, addr, "/readyz"); code != 503 || body != "not ready: database failing: database or disk is full\n" {
+		t.Errorf("/readyz while the database fails = %d %q", code, body)
+	}
+	if code, _ := get(t, addr, "/healthz"); code != 200 {
+		t.Errorf("/healthz while the database fails = %d, want 200", code)
+	}
+	srv.SetFailing("")
+	if code, _ := get(t, addr, "/readyz"); code != 200 {
+		t.Errorf("/readyz once the database works again = %d", code)
+	}
 	code, body := get(t, addr, "/metrics")
 	if code != 200 || strings.Contains(body, "parking_snapshots_total{") ||
 		!strings.Contains(body, `parking_messages_total{event="received"} 0`) ||

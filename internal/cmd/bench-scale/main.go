@@ -66,7 +66,7 @@ type bench struct {
 func main() {
 	var b bench
 	years := flag.String("years", "1,5", "sizes to measure, in years of history")
-	migrate := flag.String("migrate-years", "1", "sizes at which to measure migration 0002 on a database from before it")
+	migrate := flag.String("migrate-years", "1", "sizes at which to measure migration 0003 on a database from before it")
 	flag.StringVar(&b.loader, "loader", "", "the loader binary to measure (required)")
 	flag.StringVar(&b.baseLoader, "base-loader", "", "a loader from before this work, measured on the pre-migration copy for comparison (optional)")
 	flag.StringVar(&b.dir, "dir", filepath.Join(os.TempDir(), "bench-scale"), "work directory (databases of GBs)")
@@ -194,10 +194,10 @@ func removeDB(path string) {
 	}
 }
 
-// migration measures migration 0002 on a copy of the database put back to
-// schema 1 (its summaries and index dropped): what an upgrade does once.
+// migration measures migration 0003 on a copy of the database put back to
+// schema 2 (its summaries and index dropped): what an upgrade does once.
 func (b *bench) migration(ctx context.Context, y int, path string) error {
-	old := filepath.Join(b.dir, fmt.Sprintf("%dy-schema1.db", y))
+	old := filepath.Join(b.dir, fmt.Sprintf("%dy-schema2.db", y))
 	removeDB(old)
 	defer removeDB(old)
 	if err := copyFile(path, old); err != nil {
@@ -208,7 +208,7 @@ func (b *bench) migration(ctx context.Context, y int, path string) error {
 		return err
 	}
 	for _, q := range []string{"DROP TABLE obs_months", "DROP TABLE obs_month_lots", "DROP TABLE ledger_counts",
-		"DROP INDEX snapshots_refused", "PRAGMA user_version = 1", "VACUUM"} {
+		"DROP INDEX snapshots_refused", "PRAGMA user_version = 2", "VACUUM"} {
 		if _, err := raw.ExecContext(ctx, q); err != nil {
 			raw.Close()
 			return fmt.Errorf("%s: %w", q, err)
@@ -240,7 +240,7 @@ func (b *bench) migration(ctx context.Context, y int, path string) error {
 	if serr != nil {
 		return serr
 	}
-	b.t.set("migration 0002 (fills the summaries), once", "", y, took.Round(100*time.Millisecond).String())
+	b.t.set("migration 0003 (fills the summaries), once", "", y, took.Round(100*time.Millisecond).String())
 	b.log.Info("migrated", "years", y, "took", took, "observations", sum.Observations)
 	return nil
 }

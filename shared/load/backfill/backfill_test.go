@@ -103,12 +103,10 @@ func testRunTwice(t *testing.T, st store.Store) {
 		t.Errorf("summary lacks rows, bytes or last key: %+v", s)
 	}
 	first := dump(t, path)
-	obs, err := snapshottest.Count(ctx, path, "SELECT count(*) FROM availability")
-	if err != nil || obs == 0 {
-		t.Fatalf("observations: %d, %v", obs, err)
+	if obs := dbtest.Count(t, path, "availability", ""); obs == 0 {
+		t.Fatal("no observations")
 	}
-	lots, _ := snapshottest.Count(ctx, path, "SELECT count(*) FROM parking_lots WHERE deleted_at IS NOT NULL")
-	if lots != 1 {
+	if lots := dbtest.Count(t, path, "parking_lots", "deleted_at IS NOT NULL"); lots != 1 {
 		t.Errorf("%d deleted lots, want 1 (the second lots snapshot drops one)", lots)
 	}
 
@@ -134,12 +132,8 @@ func TestRangeAndDatasets(t *testing.T) {
 	if s.Listed != 10 || s.Applied != 10 {
 		t.Fatalf("%+v, want 10 availability snapshots", s)
 	}
-	got, err := snapshottest.Count(ctx, path, "SELECT count(DISTINCT recorded_at) FROM availability")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != 10 {
-		t.Fatalf("%d fetch times stored, want 10", got)
+	if got := dbtest.Query(t, path, "SELECT count(DISTINCT recorded_at) FROM availability")[0][0]; got != "10" {
+		t.Fatalf("%s fetch times stored, want 10", got)
 	}
 	// The rest, then all: the result equals one run over everything.
 	run(t, st, path, backfill.Config{}, start, start.Add(n*interval))

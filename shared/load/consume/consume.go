@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	modernc "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
@@ -32,13 +34,25 @@ import (
 const (
 	// DefaultMaxMessages is also the most SQS returns per receive.
 	DefaultMaxMessages = 10
-	// DefaultWait is also the longest long poll SQS allows.
-	DefaultWait        = 20 * time.Second
+	// DefaultWait is the longest long poll the queues allow (SQS's).
+	DefaultWait        = queue.MaxWait
 	DefaultVisibility  = 2 * time.Minute
 	DefaultConcurrency = 4
-	// DefaultShutdownTimeout stays under ECS's 30s stopTimeout.
+	// DefaultShutdownTimeout stays under ECS's default stopTimeout (30 s).
+	// The stack gives the loader 120 s: the final publication gets as long
+	// again after the loop stops (deploy/parking.yaml).
 	DefaultShutdownTimeout = 25 * time.Second
 )
+
+// databaseRetry is how long the loop waits before trying a failing database
+// again: 1s doubling up to 15s, so an outage of hours costs a failed
+// transaction every 15 seconds, and every attempt reports the loop alive
+// (well inside web.LiveWindow).
+var databaseRetry = clock.Backoff{First: time.Second, Max: 15 * time.Second}
+
+// releaseTimeout bounds the release of unapplied messages once the shutdown
+// deadline has passed: within ECS's 30s stopTimeout after the 25s deadline.
+const releaseTimeout = 3 * time.Second
 
 // DefaultBackoff hides a failing message 10s after its first receive,
 // doubling each time up to 15 minutes, with ±20% jitter so a burst of
@@ -67,7 +81,9 @@ type Config struct {
 	// extends it at half that while work is in flight. At least a second
 	// (SQS counts it in seconds).
 	Visibility time.Duration
-	// Drain makes Run return once a receive comes back empty.
+	// Drain makes Run return once a receive comes back empty. A draining
+	// receive waits only the queue's Polling().EmptyWait (none on the local
+	// queue, one second on SQS) instead of Wait.
 	Drain bool
 	// Concurrency bounds concurrent snapshot reads within a batch.
 	Concurrency int
@@ -102,6 +118,13 @@ const (
 	StoreRead    EventKind = "store_read"    // one snapshot read from the store (Duration)
 	Committed    EventKind = "committed"     // one transaction of N snapshots committed (Duration: the COMMIT)
 	Polled       EventKind = "polled"        // a receive returned (the loop is alive)
+	// DatabaseFailing: the database itself failed an apply (its disk full,
+	// an I/O error, busy); N messages are held while it is tried again, and
+	// nothing is received. Sent at every failed attempt, with the error.
+	DatabaseFailing EventKind = "database_failing"
+	// DatabaseRecovered: the database works again after DatabaseFailing
+	// (Duration: how long it failed, on the loop's clock).
+	DatabaseRecovered EventKind = "database_recovered"
 )
 
 // Event is one thing the loop did.
@@ -172,15 +195,16 @@ func (c *Config) setDefaults() {
 
 // Run consumes until ctx is cancelled (then stops gracefully within
 // ShutdownTimeout) or, with Drain, until the queue is empty. A graceful stop
-// returns nil.
+// returns nil, also when the deadline cut the last batch short and its
+// unapplied messages were handed back. A damaged queue (queue.ErrCorrupt) is
+// returned at once, or once the batch in hand is settled: no retry can help.
 func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
 	cfg.setDefaults()
 	// work outlives ctx by up to ShutdownTimeout: cancelling ctx means "stop
-	// taking work", not "abandon the receive in flight" (which would strand
-	// its messages until their visibility timeout, aws-sdk-go-v2 #2068).
+	// taking work", not "abandon the batch in hand".
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	stop := context.AfterFunc(ctx, func() {
@@ -191,15 +215,35 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stop()
 
 	c := &consumer{cfg: cfg, log: cfg.Logger}
+	poll := cfg.Queue.Polling()
+	// A backend whose long poll can be interrupted without taking a message
+	// waits on ctx, so a stop ends it at once. Another (SQS, aws-sdk-go-v2
+	// #2068) waits on work: the poll returns by itself within Wait, and what
+	// it brought is handed back.
+	recvCtx := work
+	if poll.Interruptible {
+		recvCtx = ctx
+	}
+	wait := cfg.Wait
+	if cfg.Drain {
+		wait = poll.EmptyWait
+	}
 	// After the n-th receive failure in a row the loop waits n seconds, up to
 	// 30: the queue itself is failing, so waiting helps, but never for long.
 	receiveRetry := clock.Backoff{First: time.Second, Max: 30 * time.Second, Linear: true}
 	failures := 0
 	for ctx.Err() == nil {
-		ds, err := cfg.Queue.Receive(work, cfg.MaxMessages, cfg.Wait, cfg.Visibility)
+		c.log.Debug("receiving", "queue", cfg.Queue.String(), "wait", wait.String())
+		ds, err := cfg.Queue.Receive(recvCtx, cfg.MaxMessages, wait, cfg.Visibility)
 		if err != nil {
-			if work.Err() != nil {
+			if ctx.Err() != nil {
+				if poll.Interruptible {
+					c.log.Info("stopping: the long poll was interrupted", "queue", cfg.Queue.String())
+				}
 				break
+			}
+			if errors.Is(err, queue.ErrCorrupt) {
+				return fmt.Errorf("consume: %w", err)
 			}
 			failures++
 			d := receiveRetry.Delay(failures)
@@ -227,9 +271,13 @@ func Run(ctx context.Context, cfg Config) error {
 			break
 		}
 		c.batch(ctx, work, ds)
+		if err := c.corruptQueue(); err != nil {
+			return fmt.Errorf("consume: %w", err)
+		}
 	}
-	if work.Err() != nil {
-		return fmt.Errorf("consume: shutdown deadline of %s passed", cfg.ShutdownTimeout)
+	if c.stranded > 0 {
+		return fmt.Errorf("consume: shutdown deadline of %s passed and %d unapplied messages could not be handed back; they come back after their visibility timeout",
+			cfg.ShutdownTimeout, c.stranded)
 	}
 	return nil
 }
@@ -237,6 +285,33 @@ func Run(ctx context.Context, cfg Config) error {
 type consumer struct {
 	cfg Config
 	log *slog.Logger
+
+	mu sync.Mutex
+	// corrupt is the first queue.ErrCorrupt a queue call of the batch
+	// returned (the heartbeat's included): Run stops with it.
+	corrupt error
+	// stranded counts unapplied messages a release after the shutdown
+	// deadline could not hand back.
+	stranded int
+}
+
+// queueFailed notes a queue call's error that ends the loop: a damaged
+// queue. Any other failure of a queue call is the caller's warning.
+func (c *consumer) queueFailed(err error) {
+	if !errors.Is(err, queue.ErrCorrupt) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.corrupt == nil {
+		c.corrupt = err
+	}
+}
+
+func (c *consumer) corruptQueue() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.corrupt
 }
 
 // item is one delivery on its way through a batch.
@@ -247,14 +322,36 @@ type item struct {
 	input *snapshot.Input
 	err   error // set when the item failed; permanent(err) says whether to dead-letter
 	done  bool  // already in the ledger: acknowledge without reading
-	// released: handed back to the queue unapplied because the stop began.
-	released bool
+	// handBack: not applied because the stop began; made visible again at once.
+	handBack bool
 }
 
 // permanent says whether no retry can make err succeed: the message is
 // invalid, or the snapshot it names can never be read as it says.
 func permanent(err error) bool {
 	return errors.Is(err, queue.ErrInvalidMessage) || snapshot.IsPermanent(err)
+}
+
+// databaseFailure says whether err is the loader's own database failing,
+// not the message: its disk full, an I/O error, the file busy, locked,
+// read-only, unreadable or damaged, memory exhausted. No message is to
+// blame, so none may spend its receives (its way to the dead-letter queue)
+// on it.
+func databaseFailure(err error) bool {
+	if err == nil || permanent(err) {
+		return false
+	}
+	var se *modernc.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
+		sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_NOMEM,
+		sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_NOLFS:
+		return true
+	}
+	return false
 }
 
 // batch handles one receive's deliveries. ctx is the stop signal; work is
@@ -314,7 +411,8 @@ func (c *consumer) batch(ctx, work context.Context, ds []queue.Delivery) {
 	}
 	_ = g.Wait()
 
-	// 4. Apply on this goroutine, unless the stop began meanwhile.
+	// 4. Apply on this goroutine, unless the stop began meanwhile; while the
+	// database itself fails, hold the batch and try it again.
 	var ready []*item
 	for _, it := range items {
 		if it.err == nil && !it.done {
@@ -322,39 +420,60 @@ func (c *consumer) batch(ctx, work context.Context, ds []queue.Delivery) {
 		}
 	}
 	if ctx.Err() != nil {
-		var back []queue.Delivery
 		for _, it := range ready {
-			it.released = true
-			back = append(back, it.d)
+			it.handBack = true
 		}
-		hb.stop()
-		c.release(work, back)
 	} else if len(ready) > 0 {
 		c.apply(work, ready)
+		c.hold(ctx, work, ready)
 	}
 	// Stop extending before settling, so the heartbeat cannot undo a backoff.
 	hb.stop()
+	c.settle(work, items)
+}
 
-	// 5. Settle every item: delete what is done, put back or dead-letter the rest.
-	var del []queue.Delivery
+// settle ends every item of a batch: it deletes what is done, hands back at
+// once what was not applied because the loader is stopping (or its database
+// failing when the stop came), dead-letters what can never succeed and puts
+// the rest back with a backoff. After the shutdown deadline every unapplied
+// message is handed back, on a context of its own: the batch's is over.
+func (c *consumer) settle(work context.Context, items []*item) {
+	ctx := work
+	deadline := work.Err() != nil
+	if deadline {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(work), releaseTimeout)
+		defer cancel()
+	}
+	var del, back []queue.Delivery
 	for _, it := range items {
 		switch {
-		case it.released:
-		case it.err == nil:
+		case it.err == nil && !it.handBack:
 			del = append(del, it.d)
+		case it.handBack || deadline || databaseFailure(it.err):
+			back = append(back, it.d)
 		case permanent(it.err):
-			c.deadLetter(work, it)
+			c.deadLetter(ctx, it)
 		default:
-			c.retry(work, it)
+			c.retry(ctx, it)
 		}
 	}
 	if len(del) > 0 {
-		if err := c.cfg.Queue.Delete(work, del...); err != nil {
+		if err := c.cfg.Queue.Delete(ctx, del...); err != nil {
+			c.queueFailed(err)
 			// Applied but not deleted: the message comes back and the ledger acknowledges it.
 			c.log.Warn("delete after commit failed; the messages will be acknowledged on redelivery", "n", len(del), "err", err)
 		} else {
 			c.cfg.OnEvent(Event{Kind: Deleted, N: len(del)})
 		}
+	}
+	released := c.release(ctx, back)
+	if deadline {
+		if !released {
+			c.stranded += len(back)
+		}
+		c.log.Warn("shutdown deadline passed: the batch was cut short", "deadline", c.cfg.ShutdownTimeout.String(),
+			"applied", len(del), "handed_back", len(back), "visible_again_at_once", released)
 	}
 }
 
@@ -372,7 +491,8 @@ func (c *consumer) read(ctx context.Context, it *item) (*snapshot.Input, error) 
 // apply commits the ready items in one transaction: on a network file system
 // one commit of ten snapshots costs about what one commit of one costs. If
 // the transaction fails, each item is tried alone, so one bad snapshot cannot
-// hold back the others.
+// hold back the others, unless the database itself failed, which no item
+// alone would get past. Failed items keep their input for another attempt.
 func (c *consumer) apply(ctx context.Context, ready []*item) {
 	inputs := make([]snapshot.Input, len(ready))
 	for i, it := range ready {
@@ -384,9 +504,10 @@ func (c *consumer) apply(ctx context.Context, ready []*item) {
 		c.applied(ctx, ready, results, time.Since(start))
 		return
 	}
-	if len(ready) == 1 {
-		ready[0].err = fmt.Errorf("apply %s: %w", ready[0].ref.Key, err)
-		ready[0].input = nil
+	if len(ready) == 1 || databaseFailure(err) {
+		for _, it := range ready {
+			it.err = fmt.Errorf("apply %s: %w", it.ref.Key, err)
+		}
 		return
 	}
 	c.log.Warn("batch apply failed; applying one at a time", "n", len(ready), "err", err)
@@ -395,11 +516,62 @@ func (c *consumer) apply(ctx context.Context, ready []*item) {
 		results, err := c.cfg.DB.Apply(ctx, *it.input)
 		if err != nil {
 			it.err = fmt.Errorf("apply %s: %w", it.ref.Key, err)
-			it.input = nil
 			continue
 		}
 		c.applied(ctx, []*item{it}, results, time.Since(start))
 	}
+}
+
+// hold tries again, on the clock, the items whose apply failed because the
+// database itself failed, until it works or the stop begins. Meanwhile the
+// messages stay in flight (the heartbeat extends them) and nothing is
+// received: a full disk for an hour spends none of their receives. The
+// outage is logged as an error once, and its end once.
+func (c *consumer) hold(ctx, work context.Context, ready []*item) {
+	held := databaseFailed(ready)
+	if len(held) == 0 {
+		return
+	}
+	since := c.cfg.Clock.Now()
+	for attempt := 1; ; attempt++ {
+		c.cfg.OnEvent(Event{Kind: DatabaseFailing, N: len(held), Err: held[0].err})
+		if attempt == 1 {
+			c.log.Error("the database is failing: holding the batch and receiving nothing until it works again; not ready meanwhile",
+				"db", c.cfg.DB.Path(), "held", len(held), "err", held[0].err)
+		}
+		t := c.cfg.Clock.NewTimer(databaseRetry.Delay(attempt))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			c.log.Warn("stopping while the database fails: the held messages are handed back", "held", len(held), "attempts", attempt)
+			return
+		case <-t.C():
+		}
+		for _, it := range held {
+			it.err = nil
+		}
+		c.apply(work, held)
+		if held = databaseFailed(held); len(held) == 0 {
+			d := c.cfg.Clock.Now().Sub(since)
+			c.cfg.OnEvent(Event{Kind: DatabaseRecovered, Duration: d})
+			c.log.Info("the database works again; the held batch is applied", "db", c.cfg.DB.Path(),
+				"failed_for", d.String(), "attempts", attempt+1)
+			return
+		}
+		c.log.Debug("the database still fails", "attempt", attempt+1, "err", held[0].err)
+	}
+}
+
+// databaseFailed returns the items whose last attempt failed because the
+// database failed.
+func databaseFailed(items []*item) []*item {
+	var out []*item
+	for _, it := range items {
+		if databaseFailure(it.err) {
+			out = append(out, it)
+		}
+	}
+	return out
 }
 
 func (c *consumer) applied(ctx context.Context, its []*item, results []snapshot.Result, d time.Duration) {
@@ -436,6 +608,7 @@ func (c *consumer) deadLetter(ctx context.Context, it *item) {
 		c.log.Warn("could not record the refusal", "message_id", it.d.ID, "err", err)
 	}
 	if err := c.cfg.Queue.DeadLetter(ctx, it.d, reason); err != nil {
+		c.queueFailed(err)
 		c.log.Warn("could not dead-letter the message; it will come back", "message_id", it.d.ID, "err", err)
 		return
 	}
@@ -449,6 +622,7 @@ func (c *consumer) retry(ctx context.Context, it *item) {
 	c.log.Warn("transient failure; the message will come back", "message_id", it.d.ID, "key", it.ref.Key,
 		"receive_count", it.d.ReceiveCount, "retry_in", d.String(), "err", it.err)
 	if err := c.cfg.Queue.ChangeVisibility(ctx, d, it.d); err != nil {
+		c.queueFailed(err)
 		c.log.Warn("could not delay the message; it comes back after its visibility timeout", "message_id", it.d.ID, "err", err)
 	}
 	c.cfg.OnEvent(Event{Kind: Retried, Dataset: it.msg.Dataset, Err: it.err})
@@ -456,15 +630,18 @@ func (c *consumer) retry(ctx context.Context, it *item) {
 
 // release makes received but unapplied messages visible again at once, so
 // another loader (or this one after a restart) takes them without waiting.
-func (c *consumer) release(ctx context.Context, ds []queue.Delivery) {
+// It reports whether they all are.
+func (c *consumer) release(ctx context.Context, ds []queue.Delivery) bool {
 	if len(ds) == 0 {
-		return
+		return true
 	}
 	if err := c.cfg.Queue.ChangeVisibility(ctx, 0, ds...); err != nil {
+		c.queueFailed(err)
 		c.log.Warn("could not release unapplied messages; they come back after their visibility timeout", "n", len(ds), "err", err)
-		return
+		return false
 	}
 	c.log.Info("released unapplied messages", "n", len(ds))
+	return true
 }
 
 // heartbeat extends the visibility of in-flight deliveries at half their
@@ -489,6 +666,7 @@ func (c *consumer) heartbeat(ctx context.Context, ds []queue.Delivery) *heartbea
 				return
 			case <-t.C():
 				if err := c.cfg.Queue.ChangeVisibility(ctx, c.cfg.Visibility, ds...); err != nil {
+					c.queueFailed(err)
 					c.log.Warn("visibility heartbeat failed", "n", len(ds), "err", err)
 				} else {
 					c.log.Debug("visibility extended", "n", len(ds), "by", c.cfg.Visibility.String())

@@ -59,6 +59,8 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) dbPath() string { return filepath.Join(e.dir, "parking.db") }
 
+func (e *env) queuePath() string { return filepath.Join(e.dir, "queue.db") }
+
 // openDB opens the env's database, closed at the end of the test if not
 // before (the loader's exclusive lock keeps a check out while it is open).
 func (e *env) openDB() *sqlite.DB {
@@ -314,33 +316,6 @@ func TestSnapshotMustMatchItsMessage(t *testing.T) {
 	dead, _ := e.queue.DeadLetters(context.Background())
 	if len(dead) != 1 || !strings.Contains(dead[0].Reason, "fetched at") {
 		t.Fatalf("dead letters = %+v; want one naming the fetch time", dead)
-	}
-}
-
-// Stopping while a receive is in flight hands the received messages back at
-// once instead of stranding them until their visibility timeout.
-func TestStopReleasesMessagesReceivedAfterTheSignal(t *testing.T) {
-	e := newEnv(t)
-	db := e.openDB()
-	ctx, cancel := context.WithCancel(context.Background())
-	gate := &gatedReceive{Queue: e.queue, entered: make(chan struct{}), release: make(chan struct{})}
-	done := make(chan error, 1)
-	go func() {
-		done <- consume.Run(ctx, consume.Config{Queue: gate, Store: e.store, DB: db, Wait: time.Minute, Visibility: time.Hour})
-	}()
-	<-gate.entered // the receive is in flight
-	e.fetch(feed.Availability)
-	cancel() // the stop signal arrives while the long poll waits
-	close(gate.release)
-	if err := <-done; err != nil {
-		t.Fatalf("graceful stop returned %v", err)
-	}
-	if v, f := e.queueLen(); v != 1 || f != 0 {
-		t.Fatalf("after the stop: %d visible, %d in flight; want the message visible again at once", v, f)
-	}
-	db.Close() // the loader's exclusive lock would keep the check out
-	if got := dbtest.Count(t, e.dbPath(), "snapshots", ""); got != 0 {
-		t.Fatalf("a message received after the stop signal was applied")
 	}
 }
 

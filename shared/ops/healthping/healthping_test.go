@@ -105,7 +105,7 @@ func TestFailedPingIsOnlyAWarning(t *testing.T) {
 		if len(pings()) != 1 {
 			t.Fatal("no ping sent")
 		}
-		if !strings.Contains(logs.String(), `"level":"WARN","msg":"healthcheck ping refused","status":500`) {
+		if !strings.Contains(logs.String(), `"level":"WARN","msg":"healthcheck ping refused","status":500,"url":"http://`+strings.TrimPrefix(ts.URL, "http://")+`/REDACTED"`) {
 			t.Errorf("log = %s", logs.String())
 		}
 		if strings.Contains(logs.String(), `"level":"ERROR"`) {
@@ -149,4 +149,36 @@ func TestFailedPingIsOnlyAWarning(t *testing.T) {
 			t.Errorf("log = %s", logs.String())
 		}
 	})
+}
+
+// A ping URL is a credential: no log line of a failed ping holds its path,
+// whether the check refuses it, cannot be reached or times out, nor user
+// info in it (issue 13, item 8: a failing ping logged its full URL).
+func TestFailedPingNeverLogsTheURL(t *testing.T) {
+	const token = "5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278"
+	ctx := context.Background()
+	refusing, _ := checkServer(t, http.StatusNotFound)
+	gone, _ := checkServer(t, http.StatusOK)
+	gone.Close()
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	defer slow.Close()
+	defer close(release)
+	for name, url := range map[string]string{
+		"refused":     refusing.URL + "/" + token,
+		"unreachable": strings.Replace(gone.URL, "http://", "http://pinguser:pingpass@", 1) + "/" + token,
+		"timed out":   slow.URL + "/" + token,
+		"bad URL":     "http://bad host/" + token,
+	} {
+		var logs bytes.Buffer
+		p := healthping.Pinger{Logger: logger(&logs), Client: &http.Client{Timeout: 100 * time.Millisecond}}
+		p.Ping(ctx, url, true, "fetch failed")
+		log := logs.String()
+		if !strings.Contains(log, `"level":"WARN"`) {
+			t.Errorf("%s: no warning for a failed ping: %s", name, log)
+		}
+		if strings.Contains(log, token) || strings.Contains(log, "pingpass") || strings.Contains(log, "pinguser") {
+			t.Errorf("%s: the log holds the ping URL's secret: %s", name, log)
+		}
+	}
 }

@@ -45,10 +45,10 @@ const emfMaxValues = 100
 
 // WriteEMF writes one CloudWatch Embedded Metric Format line per dataset and
 // resets the counts it reports. With all set, every dataset gets a line, its
-// counts zero if nothing happened: the periodic line, which is what lets an
-// alarm on "SnapshotsApplied summed over 15 minutes < 1" see zeros rather
-// than missing data. Without all, only datasets with something to report get
-// a line (the line after an apply).
+// counts zero if nothing happened, and so does the database's health: the
+// periodic lines, which are what let an alarm on "SnapshotsApplied summed
+// over 15 minutes < 1" see zeros rather than missing data. Without all, only
+// datasets with something to report get a line (the line after an apply).
 //
 // Each line is written with a single Write, so lines from this and the JSON
 // logger sharing the writer never interleave.
@@ -71,6 +71,21 @@ func (r *Registry) WriteEMF(w io.Writer, all bool) error {
 		}
 		lines = append(lines, line)
 		delete(r.pending, d)
+	}
+	if all {
+		line, err := r.databaseEMF(now)
+		if err != nil {
+			r.mu.Unlock()
+			return err
+		}
+		lines = append(lines, line)
+	}
+	if line, err := r.publishEMF(now, all); err != nil || line != nil {
+		if err != nil {
+			r.mu.Unlock()
+			return err
+		}
+		lines = append(lines, line)
 	}
 	r.mu.Unlock()
 	for _, line := range lines {

@@ -32,6 +32,7 @@ type Registry struct {
 
 	mu        sync.Mutex
 	snapshots map[snapshotKey]uint64 // by dataset and outcome
+	refused   map[feed.Dataset]uint64
 	rows      map[feed.Dataset]uint64
 	messages  map[string]uint64
 	apply     histogram // per snapshot
@@ -43,6 +44,10 @@ type Registry struct {
 	lastActivity time.Time
 	// pending holds what the next EMF line reports, per dataset.
 	pending map[feed.Dataset]*emfCounts
+	// publish holds the publication metrics (publish.go).
+	publish publishMetrics
+	// database is whether the database fails (database.go).
+	database databaseHealth
 }
 
 type snapshotKey struct {
@@ -59,6 +64,7 @@ func New(now func() time.Time) *Registry {
 	r := &Registry{
 		now:         now,
 		snapshots:   map[snapshotKey]uint64{},
+		refused:     map[feed.Dataset]uint64{},
 		rows:        map[feed.Dataset]uint64{},
 		messages:    map[string]uint64{},
 		apply:       newHistogram(defaultBuckets),
@@ -99,6 +105,10 @@ func (r *Registry) Observe(ev consume.Event) {
 		r.storeRead.observe(ev.Duration.Seconds())
 	case consume.Committed:
 		r.commit.observe(ev.Duration.Seconds())
+	case consume.DatabaseFailing:
+		r.database.fail()
+	case consume.DatabaseRecovered:
+		r.database.recover()
 	case consume.Applied:
 		if ev.Result == nil {
 			return
@@ -106,14 +116,18 @@ func (r *Registry) Observe(ev consume.Event) {
 		res := ev.Result
 		r.snapshots[snapshotKey{ev.Dataset, outcome(res)}]++
 		r.rows[ev.Dataset] += uint64(max(res.Changed, 0))
-		sec := ev.Duration.Seconds()
-		r.apply.observe(sec)
 		p := r.pendingFor(ev.Dataset)
-		if len(p.applySeconds) == emfMaxValues {
-			// EMF takes at most 100 values per metric; keep the newest.
-			p.applySeconds = p.applySeconds[1:]
+		// A result without a duration (a reconcile's, applied in batches
+		// before the loop starts) is counted but not timed.
+		if ev.Duration > 0 {
+			sec := ev.Duration.Seconds()
+			r.apply.observe(sec)
+			if len(p.applySeconds) == emfMaxValues {
+				// EMF takes at most 100 values per metric; keep the newest.
+				p.applySeconds = p.applySeconds[1:]
+			}
+			p.applySeconds = append(p.applySeconds, sec)
 		}
-		p.applySeconds = append(p.applySeconds, sec)
 		p.rowsChanged += res.Changed
 		switch {
 		case res.AlreadyApplied:
@@ -122,6 +136,7 @@ func (r *Registry) Observe(ev consume.Event) {
 			p.applied++
 		case res.Outcome == snapshot.Refused:
 			p.refused++
+			r.refused[ev.Dataset]++
 		}
 	}
 }
@@ -175,6 +190,13 @@ func (r *Registry) WritePrometheus(w io.Writer) error {
 		fmt.Fprintf(&b, "parking_snapshots_total{dataset=%q,outcome=%q} %d\n", k.dataset, k.outcome, r.snapshots[k])
 	}
 
+	// Every dataset from the start, zero included: an alert on its increase
+	// needs no first refusal to have happened.
+	header(&b, "parking_snapshots_refused_total", "counter", "Snapshots the loader refused (a guard: mass delete or blanking, wrong columns, a fetch time ahead of the store, a flood of new IDs; the ledger says why), by dataset.")
+	for _, d := range feed.Datasets {
+		fmt.Fprintf(&b, "parking_snapshots_refused_total{dataset=%q} %d\n", d, r.refused[d])
+	}
+
 	header(&b, "parking_rows_changed_total", "counter", "Rows inserted, updated or deleted in user-facing tables, by dataset.")
 	for _, d := range sortedDatasets(r.rows) {
 		fmt.Fprintf(&b, "parking_rows_changed_total{dataset=%q} %d\n", d, r.rows[d])
@@ -196,6 +218,8 @@ func (r *Registry) WritePrometheus(w io.Writer) error {
 	for _, d := range sortedDatasets(r.lastApplied) {
 		fmt.Fprintf(&b, "parking_seconds_since_last_apply{dataset=%q} %s\n", d, formatFloat(max(now.Sub(r.lastApplied[d]).Seconds(), 0)))
 	}
+	r.database.writePrometheus(&b)
+	r.publish.writePrometheus(&b, now)
 	_, err := io.WriteString(w, b.String())
 	return err
 }

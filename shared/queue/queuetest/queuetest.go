@@ -74,12 +74,33 @@ func Run(t *testing.T, open Open) {
 		{"LongPollReturnsWhenAMessageArrives", testLongPollReturnsWhenAMessageArrives},
 		{"CanceledReceive", testCanceledReceive},
 		{"Close", testClose},
+		{"EmptyWaitTellsAnEmptyQueue", testEmptyWait},
+	}
+	// What a backend promises of an interrupted Receive is tested where it
+	// promises it; the others promise nothing (SQS may have taken messages).
+	interruptible := []struct {
+		name string
+		fn   func(*testing.T, *suite)
+	}{
+		{"InterruptedReceiveTakesNothing", testInterruptedReceiveTakesNothing},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			b := open(t)
 			if b.MaxReceive != 2 {
 				t.Fatalf("the backend's redrive limit is %d; the suite expects 2", b.MaxReceive)
+			}
+			tc.fn(t, &suite{t: t, Backend: b, q: b.Queue})
+		})
+	}
+	for _, tc := range interruptible {
+		t.Run(tc.name, func(t *testing.T) {
+			b := open(t)
+			if !b.Queue.Polling().Interruptible {
+				// Not a skip: the backend makes no such promise, and the
+				// consumer never interrupts its Receive.
+				t.Logf("%s does not say its Receive can be interrupted; nothing to check", b.Queue)
+				return
 			}
 			tc.fn(t, &suite{t: t, Backend: b, q: b.Queue})
 		})
@@ -522,6 +543,48 @@ func testCanceledReceive(t *testing.T, s *suite) {
 	cancel()
 	if r := s.result(ch); !errors.Is(r.err, context.Canceled) {
 		t.Fatalf("a Receive whose context was canceled: %+v, %v; want context.Canceled", r.ds, r.err)
+	}
+}
+
+// A Receive that waits Polling().EmptyWait finds a visible message, and
+// comes back empty only when none is: a drain stops on such an answer.
+func testEmptyWait(t *testing.T, s *suite) {
+	wait := s.q.Polling().EmptyWait
+	if wait < 0 || wait > queue.MaxWait {
+		t.Fatalf("EmptyWait %s: want 0 to %s", wait, queue.MaxWait)
+	}
+	for i := range 3 {
+		s.send(fmt.Sprintf("m%d", i))
+		ds := s.receive(wait, time.Hour)
+		if len(ds) != 1 {
+			t.Fatalf("a receive waiting %s after send %d returned %d messages, want the one visible", wait, i, len(ds))
+		}
+		if err := s.q.Delete(context.Background(), ds...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ds := s.receive(wait, time.Hour); len(ds) != 0 {
+		t.Fatalf("a receive waiting %s on an empty queue returned %q", wait, bodies(ds))
+	}
+}
+
+// Where Polling says a Receive can be interrupted, one cancelled while it
+// waits, or called with a context already done, takes no message: the
+// message is then delivered as if that Receive had never been.
+func testInterruptedReceiveTakesNothing(t *testing.T, s *suite) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := s.waitingReceive(ctx)
+	cancel()
+	if r := s.result(ch); !errors.Is(r.err, context.Canceled) || len(r.ds) != 0 {
+		t.Fatalf("a Receive interrupted while it waited: %+v, %v; want nothing and context.Canceled", r.ds, r.err)
+	}
+	s.send("stays")
+	if ds, err := s.q.Receive(ctx, queue.MaxBatch, queue.MaxWait, time.Hour); !errors.Is(err, context.Canceled) || len(ds) != 0 {
+		t.Fatalf("a Receive with its context already done: %+v, %v; want nothing and context.Canceled", ds, err)
+	}
+	d := s.receiveOne(s.after(0)+time.Second, time.Hour)
+	if string(d.Body) != "stays" || d.ReceiveCount != 1 {
+		t.Fatalf("after the interrupted receives: %q with ReceiveCount %d; want it untouched (1)", d.Body, d.ReceiveCount)
 	}
 }
 

@@ -256,6 +256,14 @@ func (q *Queue) classify(err error) error {
 // String is the queue's URL.
 func (q *Queue) String() string { return "sqlite://" + q.path }
 
+// Polling: a waiting Receive can be interrupted safely, since it claims
+// messages only in a transaction between waits, and a Receive that returns
+// returns what that transaction claimed (a cancelled one rolls back and
+// claims nothing). The table answers at once whether a message is visible.
+func (q *Queue) Polling() queue.Polling {
+	return queue.Polling{Interruptible: true, EmptyWait: 0}
+}
+
 // Close closes the database; waiting receives return queue.ErrClosed.
 func (q *Queue) Close() error {
 	q.mu.Lock()

@@ -10,7 +10,7 @@
 // during one) loses nothing but may strand the messages SQS had already
 // handed over until their visibility timeout ends (aws-sdk-go-v2 #2068):
 // callers stopping gracefully should let the current long poll return
-// rather than cancel it.
+// rather than cancel it, which Polling tells them.
 package sqsqueue
 
 import (
@@ -129,6 +129,17 @@ func New(client *sqs.Client, queueURL string, opts Options) *Queue {
 
 // String is the queue's URL.
 func (q *Queue) String() string { return q.url }
+
+// emptyWait is the shortest long poll: unlike a receive without a wait,
+// which samples only some of SQS's servers, a long poll asks them all, so
+// an empty answer means the queue had no visible message.
+const emptyWait = time.Second
+
+// Polling: a ReceiveMessage cannot be cancelled safely (see the package
+// comment), and one second of long poll tells that the queue is empty.
+func (q *Queue) Polling() queue.Polling {
+	return queue.Polling{Interruptible: false, EmptyWait: emptyWait}
+}
 
 // Close ends the requests in flight (a waiting Receive returns
 // queue.ErrClosed) and makes every later call fail with queue.ErrClosed.

@@ -14,7 +14,6 @@ package filestore
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -22,7 +21,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -119,75 +117,18 @@ func (s *Store) Put(ctx context.Context, key string, body []byte, meta store.Met
 		return loc, fmt.Errorf("put %s: %w", key, err)
 	}
 
-	dir := path.Dir(key)
-	if err := root.MkdirAll(dir, 0o755); err != nil {
-		return loc, fmt.Errorf("put %s: create directory: %w", key, err)
-	}
-	tmp, err := writeTemp(root, dir, body)
-	if err != nil {
-		return loc, fmt.Errorf("put %s: %w", key, err)
-	}
-	linkErr := root.Link(tmp, key)
-	// The temp name is only a second link to the data (or the data of a
-	// lost race); it goes either way.
-	if err := root.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return loc, fmt.Errorf("put %s: remove temp file %s: %w", key, tmp, err)
-	}
-	if linkErr != nil {
-		if !errors.Is(linkErr, fs.ErrExist) {
-			return loc, fmt.Errorf("put %s: publish: %w", key, linkErr)
-		}
+	err = install(ctx, root, key, bytes.NewReader(body), true)
+	if errors.Is(err, fs.ErrExist) {
 		// A concurrent writer published first: fine if it wrote the same bytes.
 		if err := sameContent(root, key, sum); err != nil {
 			return loc, fmt.Errorf("put %s: %w", key, err)
 		}
 		return loc, nil
 	}
-	// Make the new name durable, and the directories MkdirAll may have
-	// created with it: fsync each directory on the way up to the root.
-	for d := dir; ; d = path.Dir(d) {
-		if err := syncDir(root, d); err != nil {
-			return loc, fmt.Errorf("put %s: %w", key, err)
-		}
-		if d == "." {
-			break
-		}
+	if err != nil {
+		return loc, fmt.Errorf("put %s: %w", key, err)
 	}
 	return loc, nil
-}
-
-// writeTemp writes body to a new temp file in dir, fsyncs and closes it, and
-// returns its name. On error nothing is left behind: a failed write (a full
-// disk) removes the temp file, which would otherwise stay in the store forever.
-func writeTemp(root *os.Root, dir string, body []byte) (string, error) {
-	var rnd [8]byte
-	rand.Read(rnd[:]) // never fails (crypto/rand documents it)
-	tmp := path.Join(dir, tempPrefix+hex.EncodeToString(rnd[:]))
-	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return "", fmt.Errorf("create temp file: %w", err)
-	}
-	// The file's errors name the operation and the temp file's path.
-	if err := writeSyncClose(f, body); err != nil {
-		if rmErr := root.Remove(tmp); rmErr != nil {
-			return "", fmt.Errorf("%w (and removing the temp file: %v)", err, rmErr)
-		}
-		return "", err
-	}
-	return tmp, nil
-}
-
-// writeSyncClose writes body to f, fsyncs and closes it; f is closed on every path.
-func writeSyncClose(f *os.File, body []byte) error {
-	if _, err := f.Write(body); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // sameContent reports nil if the file at key has SHA-256 sum, ErrNotFound if
@@ -424,21 +365,7 @@ func (s *Store) WriteState(ctx context.Context, name string, body []byte) error 
 		return err
 	}
 	defer root.Close()
-	if err := root.MkdirAll(stateDir, 0o755); err != nil {
-		return fmt.Errorf("write state %s: create directory: %w", name, err)
-	}
-	tmp, err := writeTemp(root, stateDir, body)
-	if err != nil {
-		return fmt.Errorf("write state %s: %w", name, err)
-	}
-	if err := root.Rename(tmp, p); err != nil {
-		root.Remove(tmp)
-		return fmt.Errorf("write state %s: replace: %w", name, err)
-	}
-	if err := syncDir(root, stateDir); err != nil {
-		return fmt.Errorf("write state %s: %w", name, err)
-	}
-	if err := syncDir(root, "."); err != nil {
+	if err := install(ctx, root, p, bytes.NewReader(body), false); err != nil {
 		return fmt.Errorf("write state %s: %w", name, err)
 	}
 	return nil

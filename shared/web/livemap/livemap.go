@@ -20,6 +20,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"testing/fstest"
 	"time"
 )
 
@@ -128,6 +129,21 @@ func Files(c Config) (map[string][]byte, error) {
 		return nil, fmt.Errorf("live map: %w", err)
 	}
 	return out, nil
+}
+
+// Site is the page as a file system, for a publisher that writes it as a
+// static site. The files live in memory (fstest.MapFS is the standard
+// library's map-backed fs.FS; it imports no testing machinery).
+func Site(c Config) (fs.FS, error) {
+	files, err := Files(c)
+	if err != nil {
+		return nil, err
+	}
+	site := fstest.MapFS{}
+	for name, body := range files {
+		site[name] = &fstest.MapFile{Data: body, Mode: 0o644}
+	}
+	return site, nil
 }
 
 // Names returns the paths of Files, sorted.

@@ -1,4 +1,4 @@
--- 0002: summaries, so that stats answer in milliseconds at any size.
+-- 0003: summaries, so that stats answer in milliseconds at any size.
 --
 -- Stats used to scan every observation (20 s at a year). These tables hold the same
 -- figures, kept up to date in the transaction that changes what they summarise (the
@@ -7,9 +7,11 @@
 -- was offered (a replay inserts nothing, so it adds nothing). `loader stats -full`
 -- computes the figures from the tables themselves, to check these.
 
--- obs_months: per calendar month (Asia/Taipei, as stats group them) of availability_obs,
--- the observations, the distinct lots among them (the month's rows in obs_month_lots), and
--- the first and last fetch second. Observations are never deleted, so each figure only grows.
+-- obs_months: per calendar month (Asia/Taipei, as stats group them) of the observations
+-- (availability_obs and availability_obs_overflow), their count, the distinct lots among
+-- them (the month's rows in obs_month_lots), and the first and last fetch second. An apply
+-- only adds to them; a retraction (`loader retract`), which deletes observations, counts
+-- the months it touched again from their key ranges.
 CREATE TABLE obs_months (
     month        TEXT PRIMARY KEY,  -- '2026-11'
     observations INTEGER NOT NULL,
@@ -42,16 +44,20 @@ CREATE INDEX snapshots_refused ON snapshots (applied_at, key) WHERE outcome = 'r
 
 -- Fill them for an existing database. Months are key ranges of availability_obs (its key
 -- is fetch second << 16 | lot), so each month is counted by a range scan: no sort of
--- every observation by month.
+-- every observation by month. The overflow table (empty in practice) is keyed by second.
 CREATE TEMP TABLE migrate_months AS
 WITH RECURSIVE bounds(lo, hi) AS (
-    SELECT (SELECT min(k) >> 16 FROM availability_obs), (SELECT max(k) >> 16 FROM availability_obs)
+    SELECT min(t), max(t) FROM (
+        SELECT min(k) >> 16 AS t FROM availability_obs UNION ALL SELECT max(k) >> 16 FROM availability_obs
+        UNION ALL SELECT min(t) FROM availability_obs_overflow UNION ALL SELECT max(t) FROM availability_obs_overflow)
 ), months(start) AS (
     SELECT date(lo + 28800, 'unixepoch', 'start of month') FROM bounds WHERE lo IS NOT NULL
     UNION ALL
     SELECT date(start, '+1 month') FROM months, bounds WHERE date(start, '+1 month') <= date(hi + 28800, 'unixepoch')
 )
 SELECT substr(start, 1, 7) AS month,
+       unixepoch(start) - 28800 AS t0,
+       unixepoch(date(start, '+1 month')) - 28800 AS t1,
        (unixepoch(start) - 28800) << 16 AS lo,
        (unixepoch(date(start, '+1 month')) - 28800) << 16 AS hi
 FROM months;
@@ -59,15 +65,23 @@ FROM months;
 INSERT INTO obs_month_lots (month, lot)
 SELECT DISTINCT m.month, o.k & 65535
 FROM temp.migrate_months m JOIN availability_obs o ON o.k >= m.lo AND o.k < m.hi;
+INSERT INTO obs_month_lots (month, lot)
+SELECT DISTINCT m.month, w.lot
+FROM temp.migrate_months m JOIN availability_obs_overflow w ON w.t >= m.t0 AND w.t < m.t1;
 
 INSERT INTO obs_months (month, observations, lots, first_unix, last_unix)
-SELECT m.month,
-       (SELECT count(*) FROM availability_obs WHERE k >= m.lo AND k < m.hi),
-       (SELECT count(*) FROM obs_month_lots l WHERE l.month = m.month),
-       (SELECT min(k) >> 16 FROM availability_obs WHERE k >= m.lo AND k < m.hi),
-       (SELECT max(k) >> 16 FROM availability_obs WHERE k >= m.lo AND k < m.hi)
-FROM temp.migrate_months m
-WHERE EXISTS (SELECT 1 FROM availability_obs WHERE k >= m.lo AND k < m.hi);
+SELECT month, n, (SELECT count(*) FROM obs_month_lots l WHERE l.month = c.month), first_unix, last_unix
+FROM (
+    SELECT m.month,
+           (SELECT count(*) FROM availability_obs WHERE k >= m.lo AND k < m.hi)
+             + (SELECT count(*) FROM availability_obs_overflow WHERE t >= m.t0 AND t < m.t1) AS n,
+           min(coalesce((SELECT min(k) >> 16 FROM availability_obs WHERE k >= m.lo AND k < m.hi), m.t1),
+               coalesce((SELECT min(t) FROM availability_obs_overflow WHERE t >= m.t0 AND t < m.t1), m.t1)) AS first_unix,
+           max(coalesce((SELECT max(k) >> 16 FROM availability_obs WHERE k >= m.lo AND k < m.hi), -1),
+               coalesce((SELECT max(t) FROM availability_obs_overflow WHERE t >= m.t0 AND t < m.t1), -1)) AS last_unix
+    FROM temp.migrate_months m
+) c
+WHERE n > 0;
 
 DROP TABLE temp.migrate_months;
 
