@@ -89,7 +89,7 @@ func runBackfill(ctx context.Context, f *cli.Flags, args []string) int {
 // runBackfillWith opens the database (taking its exclusive lock first, so a
 // running loader is detected before anything else) and the store, and runs.
 func runBackfillWith(ctx context.Context, cfg Config, log *slog.Logger, bc backfill.Config, from, to time.Time) (backfill.Summary, error) {
-	db, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{Logger: log, CacheKiB: backfill.DefaultCacheKiB, Locking: sqlite.Locking(cfg.DBLocking)})
+	db, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{Logger: log, CacheKiB: backfill.DefaultCacheKiB, Locking: sqlite.Locking(cfg.DBLocking), Check: sqlite.Check(cfg.DBCheck)})
 	if err != nil {
 		return backfill.Summary{}, err
 	}

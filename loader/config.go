@@ -24,6 +24,7 @@ type Config struct {
 	Queue     string
 	DB        string
 	DBLocking string
+	DBCheck   string
 	LogLevel  string
 	HTTPAddr  string
 	MapTiles  string
@@ -61,6 +62,7 @@ type Config struct {
 func (c *Config) bindDB(f *cli.Flags) {
 	f.String(&c.DB, "db", "PARKING_DB", "./data/parking.db", "SQLite database file")
 	f.String(&c.DBLocking, "db-locking", "PARKING_DB_LOCKING", "auto", "auto (WAL on a local disk, exclusive on NFS/EFS, SMB, FUSE), exclusive or shared (WAL: other processes read while the loader writes)")
+	f.String(&c.DBCheck, "db-check", "PARKING_DB_CHECK", "bounded", "database check at open: bounded (a cost that does not grow with the history) or full (every page: minutes at years of history)")
 	f.LogLevel(&c.LogLevel)
 }
 
@@ -117,6 +119,9 @@ func (c *Config) Validate() error {
 	if _, err := sqlite.ParseLocking(c.DBLocking); err != nil {
 		errs = append(errs, fmt.Errorf("-db-locking: %w", err))
 	}
+	if _, err := sqlite.ParseCheck(c.DBCheck); err != nil {
+		errs = append(errs, fmt.Errorf("-db-check: %w", err))
+	}
 	if err := (livemap.Config{Tiles: c.MapTiles}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("-map-tiles: %w", err))
 	}
@@ -152,6 +157,7 @@ func (c *Config) Validate() error {
 func openAlone(ctx context.Context, f *cli.Flags, cfg Config, log *slog.Logger, hint string, opts sqlite.Options) (db *sqlite.DB, code int, ok bool) {
 	opts.Logger = log
 	opts.Locking = sqlite.Locking(cfg.DBLocking)
+	opts.Check = sqlite.Check(cfg.DBCheck)
 	db, err := sqlite.Open(ctx, cfg.DB, opts)
 	if errors.Is(err, sqlite.ErrLocked) {
 		return nil, refuse(f, err, hint), false

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -269,6 +270,27 @@ func TestEndToEndThroughTheEmbeddedBackends(t *testing.T) {
 	if st.Lots.Active != len(lots) || st.Lots.Deleted != 0 {
 		t.Errorf("stats: %+v, want %d active and none deleted", st.Lots, len(lots))
 	}
+
+	// -full computes the figures from every row and checks the summaries.
+	r = p.mustRun(0, "loader", "stats", "-full", "-json")
+	var full struct {
+		Observations int `json:"observations"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &full); err != nil || full.Observations != valid {
+		t.Errorf("stats -full: %d observations (%v), want %d\n%s", full.Observations, err, valid, r.stdout)
+	}
+	raw, err := sql.Open("sqlite", p.db())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = raw.Exec("UPDATE obs_months SET observations = observations + 1")
+	raw.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := p.run("loader", "stats", "-full"); r.code != 1 || !strings.Contains(r.stderr, "the summaries differ from the tables") {
+		t.Errorf("stats -full over a wrong summary: exit %d, want 1 naming the difference\n%s", r.code, r.stderr)
+	}
 }
 
 // An older lots snapshot delivered after a newer one never rolls the current
@@ -456,6 +478,9 @@ func TestLocalRunsTheWholePipeline(t *testing.T) {
 	}
 	if r := p.run("loader", "stats", "-json"); r.code != 0 || !strings.Contains(r.stdout, `"active"`) {
 		t.Errorf("loader stats beside loader local: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := p.run("loader", "stats", "-full"); r.code != 0 || !strings.Contains(r.stdout, "Availability observations") {
+		t.Errorf("loader stats -full beside loader local: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	for path, want := range map[string]string{"/api/v1/lots": `"FeatureCollection"`, "/": "leaflet.js", "/api/v1/availability/latest": `"total_count"`} {
 		resp, err := http.Get("http://" + listening.Addr + path)

@@ -52,7 +52,7 @@ type loader struct {
 // open takes the database (and its single-writer lock) first: a second
 // loader fails before it touches the queue.
 func open(ctx context.Context, cfg Config, log *slog.Logger) (*loader, error) {
-	db, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{WaitLock: cfg.WaitLock, Logger: log, Locking: sqlite.Locking(cfg.DBLocking)})
+	db, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{WaitLock: cfg.WaitLock, Logger: log, Locking: sqlite.Locking(cfg.DBLocking), Check: sqlite.Check(cfg.DBCheck)})
 	if err != nil {
 		return nil, err
 	}

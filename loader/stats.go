@@ -18,23 +18,36 @@ import (
 
 func runStats(ctx context.Context, f *cli.Flags, args []string) int {
 	var (
-		cfg    Config
-		asJSON bool
+		cfg          Config
+		asJSON, full bool
 	)
 	cfg.bindDB(f)
 	cfg.bindHTTPAddr(f, "", "a running loader's HTTP address, asked for /stats when it holds the database")
 	f.Bool(&asJSON, "json", "", false, "print JSON for machines")
+	f.Bool(&full, "full", "", false, "compute the figures from every row (minutes at years of history) and check the summaries against them; exit 1 if they differ")
 	log, err := f.Start(args, &cfg)
 	if err != nil {
 		return f.UsageError(err)
 	}
-	st, err := readStats(ctx, cfg)
+	var st sqlite.Stats
+	var diffs []string
+	if full {
+		st, diffs, err = readStatsFull(ctx, cfg)
+	} else {
+		st, err = readStats(ctx, cfg)
+	}
+	if errors.Is(err, sqlite.ErrLocked) && full {
+		return refuse(f, err, "A running loader holds the database in exclusive mode, and -full never asks it (a scan of minutes): stop it, or run -full on a backup (-db FILE).")
+	}
 	if errors.Is(err, sqlite.ErrLocked) && cfg.HTTPAddr == "" {
 		return refuse(f, err, "A running loader holds the database: set -http-addr (PARKING_HTTP_ADDR) to its HTTP address to ask it instead.")
 	}
 	if err != nil {
 		log.Error("stats", "db", cfg.DB, "err", err)
 		return cli.ExitError
+	}
+	if len(diffs) > 0 {
+		log.Error("the summaries differ from the tables", "db", cfg.DB, "differences", diffs)
 	}
 	if asJSON {
 		err = cli.PrintJSON(f.Stdout, st)
@@ -45,14 +58,48 @@ func runStats(ctx context.Context, f *cli.Flags, args []string) int {
 		log.Error("stats", "err", err)
 		return cli.ExitError
 	}
+	if len(diffs) > 0 {
+		return cli.ExitError
+	}
 	return cli.ExitOK
+}
+
+// readStatsFull reads both the summaries and the full scan, alone or beside
+// a shared-mode loader, and returns the full figures and how the summaries
+// differ from them. Never through a running loader's HTTP server: a scan of
+// minutes is not something to ask of it.
+func readStatsFull(ctx context.Context, cfg Config) (sqlite.Stats, []string, error) {
+	var db *sqlite.DB
+	db, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{Locking: sqlite.Locking(cfg.DBLocking), Check: sqlite.Check(cfg.DBCheck)})
+	if errors.Is(err, sqlite.ErrLocked) {
+		if ro, rerr := sqlite.OpenReadOnly(ctx, cfg.DB); rerr == nil {
+			db, err = ro, nil
+		}
+	}
+	if err != nil {
+		return sqlite.Stats{}, nil, err
+	}
+	defer db.Close()
+	var sum, full sqlite.Stats
+	// One read view, so both see the same committed state beside a loader.
+	err = db.Read(ctx, func(r *sqlite.DB) error {
+		if sum, err = r.Stats(ctx); err != nil {
+			return err
+		}
+		full, err = r.StatsFull(ctx)
+		return err
+	})
+	if err != nil {
+		return full, nil, err
+	}
+	return full, sqlite.SummaryDifferences(sum, full), nil
 }
 
 // readStats reads the database: alone when no loader runs, beside a loader
 // in shared mode (read-only), or, when a loader in exclusive mode holds it and
 // its HTTP address is known, by asking that loader.
 func readStats(ctx context.Context, cfg Config) (sqlite.Stats, error) {
-	db, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{Locking: sqlite.Locking(cfg.DBLocking)})
+	db, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{Locking: sqlite.Locking(cfg.DBLocking), Check: sqlite.Check(cfg.DBCheck)})
 	if errors.Is(err, sqlite.ErrLocked) {
 		if ro, rerr := sqlite.OpenReadOnly(ctx, cfg.DB); rerr == nil {
 			defer ro.Close()

@@ -18,8 +18,9 @@ import (
 
 // Tables are the user-facing tables (the ledger's apply times are the only
 // thing allowed to differ between two runs, and its outcomes depend on
-// delivery order by design: "superseded" says a snapshot arrived late).
-var Tables = []string{"parking_lots", "lot_versions", "availability", "availability_latest"}
+// delivery order by design: "superseded" says a snapshot arrived late), and
+// the per-month summary that stats read, which must be as order-free.
+var Tables = []string{"parking_lots", "lot_versions", "availability", "availability_latest", "obs_months"}
 
 // DumpQueries read Tables, every column, each in an order that is total, so
 // two databases with the same content dump equally whatever order their rows
@@ -29,6 +30,7 @@ var DumpQueries = []string{
 	"SELECT * FROM lot_versions ORDER BY parking_id, effective_at",
 	"SELECT parking_id, available_car, recorded_at FROM availability ORDER BY recorded_at, parking_id",
 	"SELECT * FROM availability_latest ORDER BY parking_id",
+	"SELECT * FROM obs_months ORDER BY month",
 }
 
 // Querier is what DumpWith reads through: *sql.DB, *sql.Conn or *sql.Tx.

@@ -16,7 +16,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -26,7 +25,10 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/parking-newtaipei/parking-newtaipei/internal/feedtest"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
@@ -230,89 +232,82 @@ func ordinals(ctx context.Context, raw *sql.DB, pool []feed.LotRow, ids map[stri
 
 // observations writes a live snapshot every cfg.Every from begin to
 // cfg.End: its valid values, its ledger row, and at the end the latest
-// values of every lot.
+// values of every lot and the summaries an apply keeps (obs_months,
+// obs_month_lots, ledger_counts). The rows are made on one goroutine and
+// written on another, so that the two cores share the work.
 func observations(ctx context.Context, raw *sql.DB, rng *rand.Rand, cfg Config, lots []genLot, begin time.Time) (int64, int, error) {
 	for i := range lots {
 		lots[i].live = rng.Float64() < cfg.LiveShare
 		lots[i].phase = rng.Float64() * 2 * math.Pi / 8
 	}
-	// Observations in key order (time, then lot), 400 rows a statement.
-	const chunk = 400
-	insert := "INSERT INTO availability_obs (k, v) VALUES " + strings.TrimSuffix(strings.Repeat("(?,?),", chunk), ",")
-	obsStmt, err := raw.PrepareContext(ctx, insert)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer obsStmt.Close()
-	ledger, err := raw.PrepareContext(ctx, `INSERT INTO snapshots (key, dataset, sha256, fetched_at, fetched_ms, applied_at, rows, changed, outcome, quality)
-		VALUES (?, 'availability', ?, ?, ?, ?, ?, ?, 'applied', ?)`)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer ledger.Close()
-
+	batches := make(chan *batch, 4)
 	var total int64
-	var pending []any
 	snaps := 0
+	sums := newSummaries()
+	var lastValues map[int]int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(batches)
+		b := &batch{}
+		day := -1
+		for at := begin; !at.After(cfg.End); at = at.Add(cfg.Every) {
+			hour := float64(at.In(cfg.End.Location()).Hour()) + float64(at.Minute())/60
+			values := map[int]int64{}
+			t := at.Unix()
+			for i, l := range lots {
+				if !l.live || rng.IntN(50) == 0 { // live lots miss a figure now and then
+					continue
+				}
+				// Fuller in office hours, emptier at night, with noise.
+				free := 0.55 + 0.4*math.Cos(2*math.Pi*(hour-3)/24+l.phase) + (rng.Float64()-0.5)*0.1
+				v := int64(math.Round(math.Max(0, math.Min(1, free)) * float64(l.capacity)))
+				values[i] = v
+				b.obs = append(b.obs, t<<16|l.n, v)
+				sums.observe(t, l.n)
+			}
+			total += int64(len(values))
+			k := key(feed.Availability, at)
+			q, _ := json.Marshal(snapshot.Quality{Rows: len(lots), Availability: &snapshot.AvailabilityQuality{
+				Valid: len(values), Unknown: len(lots) - len(values), NoFigure: len(lots) - len(values),
+				UnknownShare: float64(len(lots)-len(values)) / float64(len(lots))}})
+			appliedAt := at.Add(3 * time.Second).In(cfg.End.Location()).Format("2006-01-02T15:04:05-07:00")
+			b.ledger = append(b.ledger, k, k[len(k)-24:len(k)-8], at.In(cfg.End.Location()).Format("2006-01-02T15:04:05.000-07:00"),
+				at.UnixMilli(), appliedAt, len(lots), len(values)+len(lots), string(q))
+			sums.applied(appliedAt)
+			snaps++
+			lastValues = values
+			if len(b.obs) >= 2*obsChunk*8 {
+				select {
+				case batches <- b:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				b = &batch{}
+			}
+			if d := int(at.Sub(begin) / (24 * time.Hour)); d != day {
+				day = d
+				if d%30 == 0 {
+					cfg.Logger.Info("generating", "day", d, "of", cfg.Days, "observations", total)
+				}
+			}
+		}
+		select {
+		case batches <- b:
+			return nil
+		case <-gctx.Done():
+			return gctx.Err()
+		}
+	})
+	g.Go(func() error { return write(gctx, raw, batches) })
+	if err := g.Wait(); err != nil {
+		return 0, 0, err
+	}
+
 	tx, err := raw.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, 0, err
 	}
-	var lastValues map[int]int64
-	day := -1
-	for at := begin; !at.After(cfg.End); at = at.Add(cfg.Every) {
-		if err := ctx.Err(); err != nil {
-			tx.Rollback()
-			return 0, 0, err
-		}
-		hour := float64(at.In(cfg.End.Location()).Hour()) + float64(at.Minute())/60
-		values := map[int]int64{}
-		valid := 0
-		t := at.Unix()
-		for i, l := range lots {
-			if !l.live || rng.IntN(50) == 0 { // live lots miss a figure now and then
-				continue
-			}
-			// Fuller in office hours, emptier at night, with noise.
-			free := 0.55 + 0.4*math.Cos(2*math.Pi*(hour-3)/24+l.phase) + (rng.Float64()-0.5)*0.1
-			v := int64(math.Round(math.Max(0, math.Min(1, free)) * float64(l.capacity)))
-			values[i] = v
-			pending = append(pending, t<<16|l.n, v)
-			valid++
-			if len(pending) == 2*chunk {
-				if _, err := tx.StmtContext(ctx, obsStmt).ExecContext(ctx, pending...); err != nil {
-					tx.Rollback()
-					return 0, 0, err
-				}
-				pending = pending[:0]
-			}
-		}
-		total += int64(valid)
-		k := key(feed.Availability, at)
-		q, _ := json.Marshal(snapshot.Quality{Rows: len(lots), Availability: &snapshot.AvailabilityQuality{
-			Valid: valid, Unknown: len(lots) - valid, NoFigure: len(lots) - valid,
-			UnknownShare: float64(len(lots)-valid) / float64(len(lots))}})
-		if _, err := tx.StmtContext(ctx, ledger).ExecContext(ctx, k, k[len(k)-24:len(k)-8], at.In(cfg.End.Location()).Format("2006-01-02T15:04:05.000-07:00"),
-			at.UnixMilli(), at.Add(3*time.Second).In(cfg.End.Location()).Format("2006-01-02T15:04:05-07:00"), len(lots), valid+len(lots), string(q)); err != nil {
-			tx.Rollback()
-			return 0, 0, err
-		}
-		snaps++
-		lastValues = values
-		if d := int(at.Sub(begin) / (24 * time.Hour)); d != day {
-			day = d
-			if d%30 == 0 {
-				cfg.Logger.Info("generating", "day", d, "of", cfg.Days, "observations", total)
-			}
-		}
-	}
-	// The last partial chunk, one row at a time.
-	for i := 0; i < len(pending); i += 2 {
-		if _, err := tx.ExecContext(ctx, "INSERT INTO availability_obs (k, v) VALUES (?, ?)", pending[i], pending[i+1]); err != nil {
-			tx.Rollback()
-			return 0, 0, err
-		}
-	}
+	defer tx.Rollback()
 	last := cfg.End.Add(-time.Duration(cfg.End.Sub(begin) % cfg.Every))
 	lastText := last.In(cfg.End.Location()).Format("2006-01-02T15:04:05-07:00")
 	for i, l := range lots {
@@ -324,12 +319,107 @@ func observations(ctx context.Context, raw *sql.DB, rng *rand.Rand, cfg Config, 
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO availability_latest (parking_id, available_car, raw, observed_at, observed_unix)
 			VALUES (?, ?, ?, ?, ?)`, l.id, av, rawText, lastText, last.Unix()); err != nil {
-			tx.Rollback()
 			return 0, 0, err
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return 0, 0, errors.Join(err, tx.Rollback())
+	if err := sums.write(ctx, tx, snaps); err != nil {
+		return 0, 0, err
 	}
-	return total, snaps, nil
+	return total, snaps, tx.Commit()
+}
+
+// obsChunk is how many observations one INSERT statement carries.
+const obsChunk = 400
+
+// batch is a run of observations (k, v pairs) and ledger rows (8 values each).
+type batch struct {
+	obs, ledger []any
+}
+
+// write inserts the batches in one transaction, in key order.
+func write(ctx context.Context, raw *sql.DB, batches <-chan *batch) error {
+	tx, err := raw.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	obsStmt, err := tx.PrepareContext(ctx, "INSERT INTO availability_obs (k, v) VALUES "+strings.TrimSuffix(strings.Repeat("(?,?),", obsChunk), ","))
+	if err != nil {
+		return err
+	}
+	ledger, err := tx.PrepareContext(ctx, `INSERT INTO snapshots (key, dataset, sha256, fetched_at, fetched_ms, applied_at, rows, changed, outcome, quality)
+		VALUES (?, 'availability', ?, ?, ?, ?, ?, ?, 'applied', ?)`)
+	if err != nil {
+		return err
+	}
+	for b := range batches {
+		obs := b.obs
+		for ; len(obs) >= 2*obsChunk; obs = obs[2*obsChunk:] {
+			if _, err := obsStmt.ExecContext(ctx, obs[:2*obsChunk]...); err != nil {
+				return err
+			}
+		}
+		for i := 0; i < len(obs); i += 2 {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO availability_obs (k, v) VALUES (?, ?)", obs[i], obs[i+1]); err != nil {
+				return err
+			}
+		}
+		for i := 0; i < len(b.ledger); i += 8 {
+			if _, err := ledger.ExecContext(ctx, b.ledger[i:i+8]...); err != nil {
+				return err
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// summaries are what the apply keeps in obs_months, obs_month_lots and
+// ledger_counts (migration 0003), gathered while generating.
+type summaries struct {
+	months []*monthSummary
+	last   string // newest applied_at
+}
+
+type monthSummary struct {
+	month       string
+	n           int64
+	first, last int64
+	lots        map[int64]bool
+}
+
+func newSummaries() *summaries { return &summaries{} }
+
+// observe counts an observation of lot at fetch second t (in time order).
+func (s *summaries) observe(t, lot int64) {
+	m := time.Unix(t, 0).In(clock.Taipei).Format("2006-01")
+	if len(s.months) == 0 || s.months[len(s.months)-1].month != m {
+		s.months = append(s.months, &monthSummary{month: m, first: t, lots: map[int64]bool{}})
+	}
+	cur := s.months[len(s.months)-1]
+	cur.n++
+	cur.last = t
+	cur.lots[lot] = true
+}
+
+func (s *summaries) applied(at string) { s.last = max(s.last, at) }
+
+func (s *summaries) write(ctx context.Context, tx *sql.Tx, snaps int) error {
+	for _, m := range s.months {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO obs_months (month, observations, lots, first_unix, last_unix) VALUES (?, ?, ?, ?, ?)",
+			m.month, m.n, len(m.lots), m.first, m.last); err != nil {
+			return fmt.Errorf("summarise %s: %w", m.month, err)
+		}
+		for lot := range m.lots {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO obs_month_lots (month, lot) VALUES (?, ?)", m.month, lot); err != nil {
+				return fmt.Errorf("summarise %s: %w", m.month, err)
+			}
+		}
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO ledger_counts (dataset, outcome, snapshots, last_applied_at) VALUES ('availability', 'applied', ?, ?)
+		ON CONFLICT (dataset, outcome) DO UPDATE SET snapshots = snapshots + excluded.snapshots,
+			last_applied_at = max(last_applied_at, excluded.last_applied_at)`, snaps, s.last)
+	return err
 }

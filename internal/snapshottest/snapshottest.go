@@ -41,7 +41,16 @@ func Snapshot(d feed.Dataset, t time.Time, pages [][]byte) *snapshot.Snapshot {
 
 // Availability is a realistic availability snapshot at t (seeded by t).
 func Availability(t time.Time) *snapshot.Snapshot {
+	return AvailabilityOf(t, 0)
+}
+
+// AvailabilityOf is Availability with only the first lots rows of the feed
+// (0: all of them), for a feed of another size.
+func AvailabilityOf(t time.Time, lots int) *snapshot.Snapshot {
 	rows := feedtest.SampleAvailability(uint64(t.Unix()))
+	if lots > 0 && lots < len(rows) {
+		rows = rows[:lots]
+	}
 	return Snapshot(feed.Availability, t, feedtest.AvailabilityJSONPages(rows, feedtest.PageCap))
 }
 

@@ -44,7 +44,7 @@ func (db *DB) Apply(ctx context.Context, in ...snapshot.Input) ([]snapshot.Resul
 			}
 			results = append(results, r)
 		}
-		return nil
+		return a.finish(ctx)
 	})
 	if err != nil {
 		return nil, err
@@ -52,11 +52,30 @@ func (db *DB) Apply(ctx context.Context, in ...snapshot.Input) ([]snapshot.Resul
 	for i := range results {
 		results[i].Commit = a.commit
 	}
-	// Ordinals created in the transaction are real only now that it committed.
-	for id, n := range a.newIDs {
-		db.lotIDs[id] = n
-	}
+	a.committed()
 	return results, nil
+}
+
+// finish writes what the transaction gathered to write once, at its end:
+// the latest values and the summaries.
+func (a *applier) finish(ctx context.Context) error {
+	if err := a.flushLatest(ctx); err != nil {
+		return err
+	}
+	return a.flushSummaries(ctx)
+}
+
+// committed tells the DB's caches what a committed transaction wrote: lot
+// ordinals, latest values and summarised (month, lot) pairs are real only now.
+func (a *applier) committed() {
+	for id, n := range a.newIDs {
+		a.db.lotIDs[id] = n
+	}
+	if a.lotsApplied {
+		a.db.knownLots = nil
+	}
+	a.committedLatestRows()
+	a.sums.committed(a.db)
 }
 
 // applier carries one Apply transaction's state: the transaction, its
@@ -70,10 +89,21 @@ type applier struct {
 	// knownLots caches parking_lots IDs for availability quality; reset when a
 	// lots snapshot changes parking_lots in this transaction.
 	knownLots map[string]bool
+	// lotsApplied says the transaction wrote lots data (parking_lots may
+	// differ from the committed table the DB's cache holds).
+	lotsApplied bool
 	// upsertLot is the parking_lots upsert, built once.
 	upsertLot, upsertLotTail string
 	// versionRows and versionDeletes buffer lot_versions writes (see setVersion).
 	versionRows, versionDeletes []any
+	// sums is what the transaction adds to the summaries (summary.go).
+	sums summaries
+	// latest holds the availability_latest rows the transaction changed
+	// (latest.go).
+	latest latestRows
+	// retracted are the months whose observations a retraction deleted
+	// from: their summaries are counted again (summary.go).
+	retracted map[string]bool
 }
 
 // stmt returns a prepared statement for query, prepared once per transaction.
@@ -193,6 +223,7 @@ func (a *applier) apply(ctx context.Context, x snapshot.Input) (snapshot.Result,
 		switch x.Dataset {
 		case feed.Lots:
 			r.Rows = len(x.Lots)
+			a.lotsApplied = true
 			err = a.applyLots(ctx, x, &r)
 		case feed.Availability:
 			r.Rows = len(x.Availability)
@@ -207,7 +238,7 @@ func (a *applier) apply(ctx context.Context, x snapshot.Input) (snapshot.Result,
 	if err := a.flushVersions(ctx); err != nil {
 		return r, err
 	}
-	if err := a.record(ctx, x, r); err != nil {
+	if err := a.record(ctx, x, r, found); err != nil {
 		return r, err
 	}
 	return r, nil
@@ -244,12 +275,21 @@ func unappliable(err error) bool {
 }
 
 // record writes the ledger row. A refused key may come back and be applied:
-// its row is then replaced.
-func (a *applier) record(ctx context.Context, x snapshot.Input, r snapshot.Result) error {
+// its row (replaced is true) is then replaced.
+func (a *applier) record(ctx context.Context, x snapshot.Input, r snapshot.Result, replaced bool) error {
 	q, err := json.Marshal(r.Quality)
 	if err != nil {
 		return fmt.Errorf("quality json: %w", err)
 	}
+	if replaced {
+		var dataset, outcome string
+		if err := a.tx.QueryRowContext(ctx, "SELECT dataset, outcome FROM snapshots WHERE key = ?", x.Key).Scan(&dataset, &outcome); err != nil {
+			return fmt.Errorf("ledger lookup: %w", err)
+		}
+		a.sums.recorded(dataset, outcome, -1, "")
+	}
+	appliedAt := formatTime(a.db.now())
+	a.sums.recorded(string(x.Dataset), string(r.Outcome), 1, appliedAt)
 	t := x.FetchedAt.UnixMilli()
 	_, err = a.exec(ctx, `INSERT INTO snapshots
 		(key, dataset, sha256, fetched_at, fetched_ms, applied_at, rows, changed, outcome, reason, quality)
@@ -258,7 +298,7 @@ func (a *applier) record(ctx context.Context, x snapshot.Input, r snapshot.Resul
 			fetched_at = excluded.fetched_at, fetched_ms = excluded.fetched_ms,
 			applied_at = excluded.applied_at, rows = excluded.rows, changed = excluded.changed,
 			outcome = excluded.outcome, reason = excluded.reason, quality = excluded.quality`,
-		x.Key, string(x.Dataset), x.SHA256, formatMilli(t), t, formatTime(a.db.now()),
+		x.Key, string(x.Dataset), x.SHA256, formatMilli(t), t, appliedAt,
 		r.Rows, r.Changed, string(r.Outcome), r.Reason, string(q))
 	if err != nil {
 		return fmt.Errorf("record in ledger: %w", err)

@@ -94,8 +94,9 @@ func (a *applier) applyAvailability(ctx context.Context, x snapshot.Input, r *sn
 	// In key order, so the b-tree is appended to rather than split at random.
 	sort.Slice(obs, func(i, j int) bool { return obs[i].lot < obs[j].lot })
 	t := x.FetchedAt.Unix()
-	ts := formatUnix(t)
-	var obsArgs, overflowArgs, latest []any
+	obsArgs := make([]any, 0, 2*aq.Valid)
+	var overflowArgs []any
+	validLots := make([]int64, 0, aq.Valid)
 	for _, o := range obs {
 		if o.valid {
 			if o.lot <= maxPackedLot {
@@ -103,19 +104,44 @@ func (a *applier) applyAvailability(ctx context.Context, x snapshot.Input, r *sn
 			} else {
 				overflowArgs = append(overflowArgs, t, o.lot, o.v)
 			}
+			validLots = append(validLots, o.lot)
 		}
-		latest = appendLatest(latest, o, t, ts)
+	}
+	// The summaries count inserted rows: what was stored at this second
+	// before (almost always nothing) tells them apart from raised values.
+	var before int64
+	if len(validLots) > 0 {
+		if before, err = a.countSecond(ctx, t); err != nil {
+			return err
+		}
 	}
 	n, err := a.storeObservations(ctx, obsArgs, overflowArgs)
 	if err != nil {
 		return err
 	}
 	r.Changed += n
-	n, err = a.moveLatest(ctx, latest)
-	if err != nil {
-		return err
+	inserted := int64(len(validLots))
+	if before > 0 {
+		after, err := a.countSecond(ctx, t)
+		if err != nil {
+			return err
+		}
+		inserted = after - before
 	}
-	r.Changed += n
+	a.sums.observed(t, inserted, validLots)
+	// Forward only: a late older snapshot never overwrites a newer value. At
+	// the same second, a known value beats unknown and the larger one wins;
+	// then the raw text decides, so any arrival order gives one answer
+	// (latestValue.newer; written at the end of the transaction).
+	for _, o := range obs {
+		changed, err := a.offerLatest(ctx, o.lot, latestValue{id: o.id, unix: t, v: o.v, known: o.valid, raw: o.raw})
+		if err != nil {
+			return err
+		}
+		if changed {
+			r.Changed++
+		}
+	}
 	r.Outcome = snapshot.Applied
 	return nil
 }
@@ -226,9 +252,15 @@ const maxPackedLot = 1<<16 - 1
 func obsKey(t, lot int64) int64 { return t<<16 | lot }
 
 // knownLotIDs returns the IDs in parking_lots, read once per transaction
-// unless a lots snapshot changed the table.
+// unless a lots snapshot changed the table, and kept by the DB between
+// transactions that apply no lots snapshot: reading ~1,400 IDs was ~7% of a
+// live apply.
 func (a *applier) knownLotIDs(ctx context.Context) (map[string]bool, error) {
 	if a.knownLots != nil {
+		return a.knownLots, nil
+	}
+	if !a.lotsApplied && a.db.knownLots != nil {
+		a.knownLots = a.db.knownLots
 		return a.knownLots, nil
 	}
 	rows, err := a.tx.QueryContext(ctx, "SELECT id FROM parking_lots")
@@ -248,5 +280,8 @@ func (a *applier) knownLotIDs(ctx context.Context) (map[string]bool, error) {
 		return nil, fmt.Errorf("read lot ids: %w", err)
 	}
 	a.knownLots = known
+	if !a.lotsApplied {
+		a.db.knownLots = known // committed rows: nothing in this transaction changed them
+	}
 	return known, nil
 }

@@ -19,6 +19,11 @@ import (
 // loader's locks. The copy is written beside dest and renamed into place
 // (atomicfile), so dest is either the old file or a complete new one.
 // Applies wait meanwhile.
+//
+// It is also the full check of the database (see Check): VACUUM INTO reads
+// every row of every table, so a damaged page fails the backup, and the copy
+// is checked page by page (PRAGMA quick_check, without holding the database)
+// before it replaces the previous backup.
 func (db *DB) Backup(ctx context.Context, dest string) error {
 	if dest == "" {
 		return errors.New("backup: no destination")
@@ -31,10 +36,10 @@ func (db *DB) Backup(ctx context.Context, dest string) error {
 		return fmt.Errorf("backup to %s: that is the database itself", dest)
 	}
 	err = atomicfile.Replace(abs, func(tmp string) error {
-		db.mu.Lock()
-		defer db.mu.Unlock()
-		_, err := db.conn.ExecContext(ctx, "VACUUM INTO ?", tmp)
-		return err
+		if err := db.vacuumInto(ctx, tmp); err != nil {
+			return err
+		}
+		return checkBackup(ctx, tmp)
 	})
 	if err != nil {
 		return fmt.Errorf("backup to %s: %w", dest, err)
@@ -70,4 +75,26 @@ func (db *DB) BackupRotate(ctx context.Context, dir string, keep int, now time.T
 		names = names[1:]
 	}
 	return dest, nil
+}
+
+func (db *DB) vacuumInto(ctx context.Context, tmp string) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	_, err := db.conn.ExecContext(ctx, "VACUUM INTO ?", tmp)
+	return err
+}
+
+// checkBackup reads every page of a backup just written.
+func checkBackup(ctx context.Context, path string) error {
+	copy, err := openReaders(path, DefaultLockTimeout)
+	if err != nil {
+		return err
+	}
+	defer copy.Close()
+	conn, err := copy.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return integrity(ctx, conn, "PRAGMA quick_check(10)", "integrity check of the copy")
 }

@@ -55,6 +55,9 @@ type Options struct {
 	CacheKiB int
 	// Locking chooses how the file is shared; "" means LockingAuto.
 	Locking Locking
+	// Check is how much of the file is verified at open; "" means
+	// CheckBounded (see Check).
+	Check Check
 }
 
 // readerConns is how many read-only connections serve reads in shared mode:
@@ -71,8 +74,11 @@ const (
 )
 
 // DefaultCacheKiB is the page cache of a long-running loader: the lots
-// tables and the hot end of the observations stay in memory.
-const DefaultCacheKiB = 16000
+// tables, the latest values and the hot end of the observations and the
+// ledger stay in memory with room to spare. 16 MB made no difference to
+// applies at five years and put `loader serve` at its 64 MiB target; 8 MB
+// keeps it at ~46 MiB (docs/PERFORMANCE.md).
+const DefaultCacheKiB = 8000
 
 // DB is the loader's database. It is safe for concurrent use, but every write
 // (and, in exclusive mode, every read) is serialised on the one connection.
@@ -90,10 +96,17 @@ type DB struct {
 	readers *sql.DB
 	writer  *os.File
 
-	// mu serialises transactions on conn and guards lotIDs.
+	// mu serialises transactions on conn and guards the caches below.
 	mu sync.Mutex
 	// lotIDs caches committed rows of lot_ids (ID -> ordinal).
 	lotIDs map[string]int64
+	// monthLots caches committed rows of obs_month_lots, by month.
+	monthLots map[string]lotSet
+	// latest caches the committed rows of availability_latest; nil until read.
+	latest latestRows
+	// knownLots caches the IDs in parking_lots; nil until read, and after a
+	// transaction that applied lots.
+	knownLots map[string]bool
 }
 
 // sqliteHeader is the first 16 bytes of every SQLite database file.
@@ -119,6 +132,9 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	want, err := ParseLocking(string(opts.Locking))
 	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	if opts.Check, err = ParseCheck(string(opts.Check)); err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -153,33 +169,47 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 // checkFile refuses files that are not SQLite databases before SQLite touches
 // them.
 func checkFile(path string) error {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+	head, _, err := readHead(path, len(sqliteHeader))
 	if err != nil {
-		return fmt.Errorf("open database %s: %w", path, err)
+		return err
 	}
-	defer f.Close()
-	head := make([]byte, len(sqliteHeader))
-	n, err := io.ReadFull(f, head)
-	if n == 0 && (err == io.EOF) {
-		return nil // An empty file is an empty database.
+	if len(head) == 0 {
+		return nil // No file, or an empty one: an empty database.
 	}
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("open database %s: read header: %w", path, err)
-	}
-	if !bytes.Equal(head[:n], sqliteHeader) {
+	if !bytes.Equal(head, sqliteHeader) {
 		return fmt.Errorf("open database %s: header check: not a SQLite database file (left untouched)", path)
 	}
 	return nil
+}
+
+// readHead returns up to the first n bytes of the file at path (none when
+// there is no file) and the file's size.
+func readHead(path string, n int) ([]byte, int64, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("open database %s: %w", path, err)
+	}
+	defer f.Close()
+	head := make([]byte, n)
+	got, err := io.ReadFull(f, head)
+	if err != nil && err != io.EOF && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, 0, fmt.Errorf("open database %s: read header: %w", path, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, fmt.Errorf("open database %s: %w", path, err)
+	}
+	return head[:got], fi.Size(), nil
 }
 
 // open makes one attempt. Any SQLITE_BUSY on the way, or the writer lock
 // taken, means another process holds the database and is reported as
 // ErrLocked.
 func open(ctx context.Context, path string, opts Options) (_ *DB, err error) {
-	db := &DB{path: path, logger: opts.Logger, now: opts.Now, lotIDs: map[string]int64{}, locking: opts.Locking}
+	db := &DB{path: path, logger: opts.Logger, now: opts.Now, lotIDs: map[string]int64{}, monthLots: map[string]lotSet{}, locking: opts.Locking}
 	defer func() {
 		if err != nil {
 			db.Close()
@@ -217,6 +247,11 @@ func open(ctx context.Context, path string, opts Options) (_ *DB, err error) {
 	// running shared-mode loader is reported as what it is.
 	if _, err := os.Stat(path + "-shm"); err == nil && opts.Locking == LockingExclusive {
 		return nil, fmt.Errorf("open database %s: shm check: %s-shm exists (WAL with shared memory is unsafe on a network file system); stop the other user and remove it, or use -db-locking shared on a local disk", path, path)
+	}
+
+	// The writer lock is ours: no other loader can be extending the file.
+	if err := checkLength(path); err != nil {
+		return nil, err
 	}
 
 	db.sql, err = sql.Open("sqlite", path)
@@ -294,7 +329,7 @@ func (db *DB) setupExclusive(ctx context.Context, opts Options) error {
 	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
 		return fmt.Errorf("lock: %w", err)
 	}
-	if err := quickCheck(ctx, conn); err != nil {
+	if err := check(ctx, conn, opts.Check); err != nil {
 		return err
 	}
 	if _, err := os.Stat(db.path + "-shm"); err == nil {
@@ -314,7 +349,7 @@ func (db *DB) setupShared(ctx context.Context, opts Options) error {
 	); err != nil {
 		return err
 	}
-	if err := quickCheck(ctx, conn); err != nil {
+	if err := check(ctx, conn, opts.Check); err != nil {
 		return err
 	}
 	if err := pragmas(ctx, conn,
@@ -355,30 +390,6 @@ func readBack(ctx context.Context, conn *sql.Conn, pairs ...string) error {
 		}
 	}
 	return nil
-}
-
-// quickCheck runs PRAGMA quick_check, which answers "ok" or lists problems.
-func quickCheck(ctx context.Context, conn *sql.Conn) error {
-	rows, err := conn.QueryContext(ctx, "PRAGMA quick_check(10)")
-	if err != nil {
-		return fmt.Errorf("quick_check: %w", err)
-	}
-	defer rows.Close()
-	var problems []string
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			return fmt.Errorf("quick_check: %w", err)
-		}
-		problems = append(problems, line)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("quick_check: %w", err)
-	}
-	if len(problems) == 1 && problems[0] == "ok" {
-		return nil
-	}
-	return fmt.Errorf("quick_check failed: %s", strings.Join(problems, "; "))
 }
 
 // isBusy reports whether err is SQLite's "database is locked" (by another process).

@@ -78,12 +78,13 @@ func (db *DB) ActiveLots(ctx context.Context) ([]Lot, error) {
 // LastApplied returns, per dataset, the loader's clock time of the newest
 // snapshot applied as current data (outcome applied). A restarted loader seeds
 // its "seconds since the last apply" gauge from it, so a restart does not
-// hide a stall.
+// hide a stall. Read from ledger_counts: the ledger itself is a row per
+// snapshot, and this runs before the loader reports ready.
 func (db *DB) LastApplied(ctx context.Context) (map[feed.Dataset]time.Time, error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	rows, err := db.conn.QueryContext(ctx, `SELECT dataset, max(applied_at) FROM snapshots
-		WHERE outcome = 'applied' GROUP BY dataset`)
+	rows, err := db.conn.QueryContext(ctx, `SELECT dataset, last_applied_at FROM ledger_counts
+		WHERE outcome = 'applied' AND snapshots > 0`)
 	if err != nil {
 		return nil, fmt.Errorf("last applied: %w", err)
 	}

@@ -122,3 +122,28 @@ func apply(t testing.TB, db *DB, in ...snapshot.Input) []snapshot.Result {
 	}
 	return res
 }
+
+// applyShuffled applies inputs in a random order, in groups of one to eight
+// to a transaction, each input now and then twice in its group (a
+// redelivery), and calls after (if not nil) after each group with how many
+// inputs have gone in; after returns the DB to go on with (a reopened one).
+func applyShuffled(t testing.TB, db *DB, rng *rand.Rand, inputs []snapshot.Input, after func(db *DB, done int) *DB) *DB {
+	t.Helper()
+	order := rng.Perm(len(inputs))
+	for start := 0; start < len(order); {
+		size := 1 + rng.IntN(8)
+		var group []snapshot.Input
+		for _, i := range order[start:min(start+size, len(order))] {
+			group = append(group, inputs[i])
+			if rng.IntN(6) == 0 {
+				group = append(group, inputs[i])
+			}
+		}
+		apply(t, db, group...)
+		start += size
+		if after != nil {
+			db = after(db, min(start, len(order)))
+		}
+	}
+	return db
+}

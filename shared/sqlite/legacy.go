@@ -60,7 +60,7 @@ func (db *DB) ImportLegacyLots(ctx context.Context, lots []LegacyLot) (LegacyImp
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	var res LegacyImport
-	a := &applier{db: db, newIDs: map[string]int64{}, stmts: map[string]*sql.Stmt{}}
+	a := &applier{db: db, newIDs: map[string]int64{}, stmts: map[string]*sql.Stmt{}, lotsApplied: true}
 	err := db.withTx(ctx, nil, func(tx *sql.Tx) error {
 		a.tx = tx
 		defer a.closeStmts()
@@ -117,9 +117,7 @@ func (db *DB) ImportLegacyLots(ctx context.Context, lots []LegacyLot) (LegacyImp
 	if err != nil {
 		return LegacyImport{}, fmt.Errorf("import legacy lots: %w", err)
 	}
-	for id, n := range a.newIDs {
-		db.lotIDs[id] = n
-	}
+	a.committed()
 	return res, nil
 }
 
@@ -198,28 +196,25 @@ func (db *DB) ImportLegacyObservations(ctx context.Context, obs []LegacyObservat
 				continue
 			}
 			res.Imported++
+			a.sums.observed(t, 1, []int64{lot})
 			if l, ok := newest[o.ParkingID]; !ok || t > l.t || (t == l.t && o.AvailableCar > l.v) {
 				newest[o.ParkingID] = latest{v: o.AvailableCar, t: t}
 			}
 		}
 		for id, l := range newest {
-			if _, err := a.exec(ctx, `INSERT INTO availability_latest (parking_id, available_car, raw, observed_at, observed_unix)
-				VALUES (?, ?, ?, ?, ?)
-				ON CONFLICT (parking_id) DO UPDATE SET available_car = excluded.available_car, raw = excluded.raw,
-					observed_at = excluded.observed_at, observed_unix = excluded.observed_unix
-				WHERE (excluded.observed_unix, coalesce(excluded.available_car, -1), excluded.raw)
-				    > (observed_unix, coalesce(available_car, -1), raw)`,
-				id, l.v, strconv.FormatInt(l.v, 10), formatUnix(l.t), l.t); err != nil {
+			lot, err := a.lotOrdinal(ctx, id)
+			if err != nil {
+				return err
+			}
+			if _, err := a.offerLatest(ctx, lot, latestValue{id: id, unix: l.t, v: l.v, known: true, raw: strconv.FormatInt(l.v, 10)}); err != nil {
 				return fmt.Errorf("legacy latest %s: %w", id, err)
 			}
 		}
-		return nil
+		return a.finish(ctx)
 	})
 	if err != nil {
 		return LegacyImport{}, fmt.Errorf("import legacy observations: %w", err)
 	}
-	for id, n := range a.newIDs {
-		db.lotIDs[id] = n
-	}
+	a.committed()
 	return res, nil
 }

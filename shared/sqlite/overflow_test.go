@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,5 +161,34 @@ func TestHistoryOfOverflowLots(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The summaries count the rows of lots past 16 bits like any other: as the
+// apply keeps them, as migration 0003 fills them, and as the full scan
+// (`loader stats -full`) counts them, the same figures as when every lot is
+// packed.
+func TestSummariesCountOverflowLots(t *testing.T) {
+	ctx := context.Background()
+	packed := checkSummaries(t, overflowFixture(t, LockingExclusive, false), "every lot packed")
+	db := overflowFixture(t, LockingExclusive, true)
+	high := checkSummaries(t, db, "lots past 16 bits")
+	if d := SummaryDifferences(high, packed); len(d) > 0 || high.Observations != packed.Observations || high.Observations == 0 {
+		t.Fatalf("lots past 16 bits counted otherwise (%d observations, packed %d):\n%s",
+			high.Observations, packed.Observations, strings.Join(d, "\n"))
+	}
+	path := db.path
+	for _, q := range []string{"DELETE FROM obs_months", "DELETE FROM obs_month_lots", "DROP TABLE obs_months",
+		"DROP TABLE obs_month_lots", "DROP TABLE ledger_counts", "DROP INDEX snapshots_refused", "PRAGMA user_version = 2"} {
+		if _, err := db.conn.ExecContext(ctx, q); err != nil {
+			t.Fatal(q, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	migrated := checkSummaries(t, openMode(t, path, LockingExclusive), "migrated with lots past 16 bits")
+	if d := SummaryDifferences(migrated, packed); len(d) > 0 {
+		t.Fatalf("migration 0003 counted lots past 16 bits otherwise:\n%s", strings.Join(d, "\n"))
 	}
 }

@@ -71,7 +71,7 @@ func (db *DB) Retract(ctx context.Context, keys []string, reason string, read Re
 	}
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	a := &applier{db: db, newIDs: map[string]int64{}, stmts: map[string]*sql.Stmt{}}
+	a := &applier{db: db, newIDs: map[string]int64{}, stmts: map[string]*sql.Stmt{}, retracted: map[string]bool{}}
 	err := db.withTx(ctx, nil, func(tx *sql.Tx) error {
 		a.tx = tx
 		defer a.closeStmts()
@@ -87,13 +87,24 @@ func (db *DB) Retract(ctx context.Context, keys []string, reason string, read Re
 			}
 			res.Snapshots = append(res.Snapshots, r)
 		}
-		return nil
+		// Counted again whole, the months from their key ranges (what
+		// re-applying a snapshot of the same second added is in that count
+		// already) and the ledger (a retracted snapshot may have been the
+		// newest applied): a retraction is rare, and the ledger a few
+		// hundred thousand rows at most.
+		return a.resummarise(ctx, a.retracted)
 	})
 	if err != nil {
 		return RetractResult{}, err
 	}
 	for id, n := range a.newIDs {
 		db.lotIDs[id] = n
+	}
+	// The retraction wrote lots, latest values and month summaries in SQL,
+	// past the caches: they are read again when next needed.
+	db.knownLots, db.latest = nil, nil
+	for m := range a.retracted {
+		delete(db.monthLots, m)
 	}
 	return res, nil
 }
@@ -145,6 +156,7 @@ func (a *applier) retract(ctx context.Context, key, reason string, read ReadFunc
 		changed, err = a.retractLots(ctx, key, ms, read, reread)
 	case feed.Availability:
 		changed, err = a.retractAvailability(ctx, ms/1000, read, reread)
+		a.retracted[monthOf(ms/1000)] = true
 	}
 	r.Changed = changed
 	return r, err
@@ -303,6 +315,11 @@ func (a *applier) retractAvailability(ctx context.Context, t int64, read ReadFun
 		if err := a.applyAvailability(ctx, *in, &r); err != nil {
 			return changed, fmt.Errorf("apply %s again: %w", key, err)
 		}
+		// Written now: restoreLatest below reads the table.
+		if err := a.flushLatest(ctx); err != nil {
+			return changed, err
+		}
+		a.latest = nil
 		changed += r.Changed
 		for _, o := range observations(in.Availability, &snapshot.Quality{}) {
 			delete(affected, o.id)

@@ -124,6 +124,7 @@ func TestRetractIsAsIfTheSnapshotsNeverArrived(t *testing.T) {
 			if got := dump(t, db); got != want {
 				t.Fatalf("after the retraction:\n%s\nwant (never applied):\n%s", got, want)
 			}
+			checkSummaries(t, db, "after the retraction")
 			if len(res.Snapshots) != len(w.bad) || res.Reread != w.reads {
 				t.Errorf("result %+v (the store was read %d times)", res, w.reads)
 			}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
@@ -102,9 +103,20 @@ type RejectionEntry struct {
 // statsLatest is how many refused snapshots and rejections Stats lists.
 const statsLatest = 5
 
-// Stats reads the summary. The per-month figures scan the observations table
-// (one pass per month over its key range).
+// Stats reads the summary from the summary tables (summary.go): a few dozen
+// rows whatever the size of the history, so it answers in milliseconds.
 func (db *DB) Stats(ctx context.Context) (Stats, error) {
+	return db.stats(ctx, false)
+}
+
+// StatsFull computes the same figures from the tables themselves: every
+// observation and every ledger row is read (minutes at five years). It is
+// the check of the summaries (`loader stats -full`, SummaryDifferences).
+func (db *DB) StatsFull(ctx context.Context) (Stats, error) {
+	return db.stats(ctx, true)
+}
+
+func (db *DB) stats(ctx context.Context, full bool) (Stats, error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	s := Stats{Path: db.path}
@@ -115,19 +127,26 @@ func (db *DB) Stats(ctx context.Context) (Stats, error) {
 		return s, fmt.Errorf("stats lots: %w", err)
 	}
 
-	months, err := months(ctx, c)
-	if err != nil {
-		return s, err
+	var err error
+	if full {
+		s.Months, err = monthsFull(ctx, c)
+	} else {
+		s.Months, err = months(ctx, c)
 	}
-	s.Months = months
+	if err != nil {
+		return s, fmt.Errorf("stats months: %w", err)
+	}
 	for _, m := range s.Months {
 		s.Observations += m.Observations
 	}
 
+	applied := "SELECT coalesce(sum(snapshots), 0) FROM ledger_counts WHERE dataset = ? AND " + hasData
+	if full {
+		applied = "SELECT count(*) FROM snapshots WHERE dataset = ? AND " + hasData
+	}
 	for _, d := range feed.Datasets {
 		ds := DatasetStats{Dataset: string(d)}
-		if err := c.QueryRowContext(ctx, "SELECT count(*) FROM snapshots WHERE dataset = ? AND "+hasData, string(d)).
-			Scan(&ds.Applied); err != nil {
+		if err := c.QueryRowContext(ctx, applied, string(d)).Scan(&ds.Applied); err != nil {
 			return s, fmt.Errorf("stats %s: %w", d, err)
 		}
 		var quality string
@@ -148,6 +167,7 @@ func (db *DB) Stats(ctx context.Context) (Stats, error) {
 		s.Datasets = append(s.Datasets, ds)
 	}
 
+	// Through the partial index snapshots_refused: as many rows as refusals.
 	const refused = "outcome = 'refused' AND key NOT IN (SELECT key FROM retractions)"
 	type count struct {
 		dataset string
@@ -215,46 +235,126 @@ func queryAll[T any](ctx context.Context, c querier, scan func(*sql.Rows, *T) er
 	return out, rows.Err()
 }
 
-// months counts the observations per Taipei month: the packed table, plus
-// the overflow table's (empty in practice) merged in. The two hold different
-// lots, so distinct lots add up.
+// months reads obs_months.
 func months(ctx context.Context, c *sql.Conn) ([]MonthStats, error) {
+	rows, err := c.QueryContext(ctx, "SELECT month, observations, lots, first_unix, last_unix FROM obs_months ORDER BY month")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
 	var out []MonthStats
-	byMonth := map[string]int{}
-	for _, q := range []string{
-		`SELECT strftime('%Y-%m', (k >> 16) + 28800, 'unixepoch') AS month,
-			count(*), count(DISTINCT k & 65535), min(k) >> 16, max(k) >> 16 FROM availability_obs GROUP BY month ORDER BY month`,
-		`SELECT strftime('%Y-%m', t + 28800, 'unixepoch') AS month,
-			count(*), count(DISTINCT lot), min(t), max(t) FROM availability_obs_overflow GROUP BY month ORDER BY month`,
-	} {
-		rows, err := c.QueryContext(ctx, q)
+	for rows.Next() {
+		var m MonthStats
+		var first, last int64
+		if err := rows.Scan(&m.Month, &m.Observations, &m.DistinctLots, &first, &last); err != nil {
+			return nil, err
+		}
+		m.First, m.Last = formatUnix(first), formatUnix(last)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// monthsFull computes the month figures from the observation tables, one
+// key range (month) at a time: each is a range scan, and nothing sorts every
+// observation, so memory stays flat however many there are.
+func monthsFull(ctx context.Context, c *sql.Conn) ([]MonthStats, error) {
+	var lo, hi sql.NullInt64
+	if err := c.QueryRowContext(ctx, `SELECT min(t), max(t) FROM (
+		SELECT min(k) >> 16 AS t FROM availability_obs UNION ALL SELECT max(k) >> 16 FROM availability_obs
+		UNION ALL SELECT min(t) FROM availability_obs_overflow UNION ALL SELECT max(t) FROM availability_obs_overflow)`).
+		Scan(&lo, &hi); err != nil {
+		return nil, err
+	}
+	if !lo.Valid {
+		return nil, nil
+	}
+	var out []MonthStats
+	last := time.Unix(hi.Int64, 0).In(taipei)
+	for m := time.Unix(lo.Int64, 0).In(taipei); !m.After(last); {
+		start := time.Date(m.Year(), m.Month(), 1, 0, 0, 0, 0, taipei)
+		ms, first, lastObs, err := monthFigures(ctx, c, start)
 		if err != nil {
-			return nil, fmt.Errorf("stats months: %w", err)
+			return nil, err
 		}
-		for rows.Next() {
-			var m MonthStats
-			var first, last int64
-			if err := rows.Scan(&m.Month, &m.Observations, &m.DistinctLots, &first, &last); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("stats months: %w", err)
-			}
-			m.First, m.Last = formatUnix(first), formatUnix(last)
-			i, ok := byMonth[m.Month]
-			if !ok {
-				byMonth[m.Month] = len(out)
-				out = append(out, m)
-				continue
-			}
-			o := &out[i]
-			o.Observations += m.Observations
-			o.DistinctLots += m.DistinctLots
-			o.First, o.Last = min(o.First, m.First), max(o.Last, m.Last)
+		if ms.Observations > 0 {
+			ms.First, ms.Last = formatUnix(first), formatUnix(lastObs)
+			out = append(out, ms)
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("stats months: %w", err)
+		m = start.AddDate(0, 1, 0)
+	}
+	return out, nil
+}
+
+// rowQuerier is a connection or a transaction.
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// monthFigures counts the observations of the Taipei month that starts at
+// start, from the tables, with the first and last fetch second. The overflow
+// table (empty in practice) holds other lots than the packed one, so the
+// distinct lots of the two add up.
+func monthFigures(ctx context.Context, c rowQuerier, start time.Time) (ms MonthStats, first, last int64, err error) {
+	next := start.AddDate(0, 1, 0)
+	ms.Month = start.Format("2006-01")
+	first, last = -1, -1
+	for _, q := range []struct {
+		query string
+		args  []any
+	}{
+		{`SELECT count(*), count(DISTINCT k & 65535), min(k) >> 16, max(k) >> 16
+			FROM availability_obs WHERE k >= ? AND k < ?`, []any{obsKey(start.Unix(), 0), obsKey(next.Unix(), 0)}},
+		{`SELECT count(*), count(DISTINCT lot), min(t), max(t)
+			FROM availability_obs_overflow WHERE t >= ? AND t < ?`, []any{start.Unix(), next.Unix()}},
+	} {
+		var n int64
+		var lots int
+		var f, l sql.NullInt64
+		if err := c.QueryRowContext(ctx, q.query, q.args...).Scan(&n, &lots, &f, &l); err != nil {
+			return ms, 0, 0, fmt.Errorf("count %s: %w", ms.Month, err)
+		}
+		if n == 0 {
+			continue
+		}
+		ms.Observations += n
+		ms.DistinctLots += lots
+		if first < 0 || f.Int64 < first {
+			first = f.Int64
+		}
+		last = max(last, l.Int64)
+	}
+	return ms, first, last, nil
+}
+
+// SummaryDifferences compares the figures Stats read from the summaries
+// with those StatsFull computed from the tables, and describes each
+// difference; none means the summaries are right.
+func SummaryDifferences(summary, full Stats) []string {
+	var diffs []string
+	byMonth := map[string]MonthStats{}
+	for _, m := range summary.Months {
+		byMonth[m.Month] = m
+	}
+	for _, f := range full.Months {
+		m, ok := byMonth[f.Month]
+		delete(byMonth, f.Month)
+		switch {
+		case !ok:
+			diffs = append(diffs, fmt.Sprintf("month %s: missing from the summaries (full scan: %+v)", f.Month, f))
+		case m != f:
+			diffs = append(diffs, fmt.Sprintf("month %s: summaries %+v, full scan %+v", f.Month, m, f))
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Month < out[j].Month })
-	return out, nil
+	for _, m := range byMonth {
+		diffs = append(diffs, fmt.Sprintf("month %s: in the summaries (%+v) but no observation", m.Month, m))
+	}
+	for i, f := range full.Datasets {
+		if i < len(summary.Datasets) && summary.Datasets[i].Applied != f.Applied {
+			diffs = append(diffs, fmt.Sprintf("%s: summaries count %d applied snapshots, the ledger %d",
+				f.Dataset, summary.Datasets[i].Applied, f.Applied))
+		}
+	}
+	sort.Strings(diffs)
+	return diffs
 }

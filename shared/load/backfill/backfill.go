@@ -2,11 +2,12 @@
 // store into the database: to build a new database, to repair one, and (as
 // Reconcile) to catch up on snapshots whose queue messages were lost.
 //
-// It is built like litestream's restore: the store is listed by key prefix
-// (one day at a time, so memory does not grow with the range), snapshots
-// already in the ledger are skipped without being downloaded, the rest are
-// downloaded and parsed concurrently with a bound, and one goroutine applies
-// them in key (fetch-time) order, several per transaction. Each snapshot's
+// It is built like litestream's restore: the store is listed once, in key
+// order from the start of the range (what that costs grows with the
+// snapshots stored, not with the length of the range), snapshots already in
+// the ledger are skipped without being downloaded, the rest are downloaded
+// and parsed concurrently with a bound, and one goroutine applies them in key
+// (fetch-time) order, several per transaction. Each snapshot's
 // ledger row commits in the transaction that applied it, so a run stopped at
 // any point, even by SIGKILL, resumes where it stopped and ends with the same
 // database as an uninterrupted run.
@@ -14,10 +15,13 @@ package backfill
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -173,16 +177,11 @@ func (b *Backfill) Run(ctx context.Context, from, to time.Time) (Summary, error)
 	if !from.Before(to) {
 		return p.sum, fmt.Errorf("backfill: -from %s is not before -to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
-	total, err := b.count(ctx, from, to)
-	if err != nil {
-		return p.sum, err
-	}
-	p.total.Store(int64(total))
 	b.log.InfoContext(ctx, "backfill started", "store", b.cfg.Store.String(), "db", b.cfg.DB.Path(),
-		"datasets", b.cfg.Datasets, "from", from, "to", to, "snapshots", total, "concurrency", b.cfg.Concurrency)
+		"datasets", b.cfg.Datasets, "from", from, "to", to, "concurrency", b.cfg.Concurrency)
 
 	stopReport := b.report(ctx, p)
-	err = b.run(ctx, from, to, p)
+	err := b.run(ctx, from, to, p)
 	stopReport()
 
 	s := p.snapshot()
@@ -204,20 +203,6 @@ func (b *Backfill) Reconcile(ctx context.Context, window time.Duration) (Summary
 	return b.Run(ctx, now.Add(-window), now.Add(time.Second))
 }
 
-// count lists the range once without keeping the keys, so progress can show
-// a total and an ETA. A month is ~9 list requests per dataset on S3.
-func (b *Backfill) count(ctx context.Context, from, to time.Time) (int, error) {
-	n := 0
-	for _, day := range snapshot.Days(from, to) {
-		ls, err := snapshot.ListDay(ctx, b.cfg.Store, b.cfg.Datasets, day, from, to)
-		if err != nil {
-			return 0, err
-		}
-		n += len(ls)
-	}
-	return n, nil
-}
-
 // job is one snapshot on its way from the store to the database. done is
 // closed when input or err is set.
 type job struct {
@@ -227,11 +212,18 @@ type job struct {
 	err   error
 }
 
-// run is the pipeline: a producer lists day by day, asks the ledger which keys
-// it already holds, and starts a bounded download of each other key; this
-// goroutine takes the jobs in order and applies them in batches.
+// run is the pipeline: a lister lists the range once, into a queue of
+// compact keys that runs ahead of the rest (so progress knows the total
+// early); a producer takes them in order, asks the ledger which it already
+// holds, and starts a bounded download of each other key; this goroutine
+// takes the jobs in order and applies them in batches.
 func (b *Backfill) run(ctx context.Context, from, to time.Time, p *progress) error {
 	g, gctx := errgroup.WithContext(ctx)
+	listed := make(chan []entry, maxAheadChunks)
+	g.Go(func() error {
+		defer close(listed)
+		return b.list(gctx, from, to, listed, p)
+	})
 	// The channel's capacity bounds the parsed snapshots waiting to be applied.
 	pending := make(chan *job, 2*b.cfg.Concurrency)
 	g.Go(func() error {
@@ -239,28 +231,21 @@ func (b *Backfill) run(ctx context.Context, from, to time.Time, p *progress) err
 		var downloads errgroup.Group
 		downloads.SetLimit(b.cfg.Concurrency)
 		defer downloads.Wait()
-		for _, day := range snapshot.Days(from, to) {
-			ls, err := snapshot.ListDay(gctx, b.cfg.Store, b.cfg.Datasets, day, from, to)
-			if err != nil {
-				return err
-			}
-			if len(ls) == 0 {
-				continue
-			}
-			keys := make([]string, len(ls))
-			for i, l := range ls {
-				keys[i] = l.Key
+		for chunk := range listed {
+			keys := make([]string, len(chunk))
+			for i, e := range chunk {
+				keys[i] = e.key()
 			}
 			known, err := b.cfg.DB.Known(gctx, keys)
 			if err != nil {
 				return err
 			}
-			for _, l := range ls {
-				p.listed(l.Key, known[l.Key])
-				if known[l.Key] {
+			for i, e := range chunk {
+				if known[keys[i]] {
+					p.skipped(keys[i])
 					continue
 				}
-				j := &job{Listed: l, done: make(chan struct{})}
+				j := &job{Listed: e.listed(keys[i]), done: make(chan struct{})}
 				select {
 				case pending <- j:
 				case <-gctx.Done():
@@ -274,10 +259,90 @@ func (b *Backfill) run(ctx context.Context, from, to time.Time, p *progress) err
 				})
 			}
 		}
-		return nil
+		return gctx.Err()
 	})
 	g.Go(func() error { return b.applyAll(gctx, pending, p) })
 	return g.Wait()
+}
+
+// Listing runs ahead in chunks of compact keys: up to maxAheadChunks of
+// chunkKeys each (~256k keys, 6 MiB: more than two years of live
+// snapshots). Beyond that the lister waits, and progress shows the total
+// as "at least" until the listing ends.
+const (
+	chunkKeys      = 1024
+	maxAheadChunks = 256
+)
+
+// list lists [from, to) once and sends the keys in order, chunkKeys at a
+// time (the last chunk shorter).
+func (b *Backfill) list(ctx context.Context, from, to time.Time, out chan<- []entry, p *progress) error {
+	var chunk []entry
+	send := func() error {
+		select {
+		case out <- chunk:
+			chunk = nil
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	err := snapshot.List(ctx, b.cfg.Store, b.cfg.Datasets, from, to, func(l snapshot.Listed) error {
+		e, err := compact(l)
+		if err != nil {
+			return err
+		}
+		chunk = append(chunk, e)
+		p.listedOne(l.Info.FetchedAt)
+		if len(chunk) == chunkKeys {
+			return send()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(chunk) > 0 {
+		if err := send(); err != nil {
+			return err
+		}
+	}
+	p.listingDone()
+	return nil
+}
+
+// entry is a listed snapshot in 24 bytes instead of ~200: everything its key
+// says (snapshot keys have one exact shape) and its size.
+type entry struct {
+	unix    int64
+	sha     [8]byte
+	size    uint32
+	dataset uint8
+}
+
+func compact(l snapshot.Listed) (entry, error) {
+	e := entry{unix: l.Info.FetchedAt.Unix(), size: uint32(l.Size)}
+	if l.Size < 0 || l.Size > math.MaxUint32 {
+		e.size = math.MaxUint32 // Too large to read anyway: Read refuses it by its size.
+	}
+	i := slices.Index(feed.Datasets, l.Info.Dataset)
+	if _, err := hex.Decode(e.sha[:], []byte(l.Info.SHAPrefix)); err != nil || i < 0 {
+		return e, fmt.Errorf("listed key %s: %w", l.Key, err)
+	}
+	e.dataset = uint8(i)
+	if e.key() != l.Key {
+		return e, fmt.Errorf("listed key %s is not in the canonical form %s", l.Key, e.key())
+	}
+	return e, nil
+}
+
+func (e entry) key() string {
+	return snapshot.Key(feed.Datasets[e.dataset], time.Unix(e.unix, 0), hex.EncodeToString(e.sha[:]))
+}
+
+func (e entry) listed(key string) snapshot.Listed {
+	return snapshot.Listed{Key: key, Size: int64(e.size), Info: snapshot.KeyInfo{
+		Dataset: feed.Datasets[e.dataset], FetchedAt: time.Unix(e.unix, 0).UTC(), SHAPrefix: hex.EncodeToString(e.sha[:])}}
 }
 
 // applyAll applies the jobs in arrival order, BatchSize per transaction. It
@@ -400,24 +465,38 @@ func (b *Backfill) read(ctx context.Context, l snapshot.Listed, p *progress) (*s
 type progress struct {
 	start time.Time
 	now   func() time.Time
-	total atomic.Int64
-	done  atomic.Int64
-	bytes atomic.Int64
-	rows  atomic.Int64
+	// total counts the snapshots listed so far; final once listed is true.
+	// listedUntil is the fetch time (unix) of the last one listed.
+	total       atomic.Int64
+	listed      atomic.Bool
+	listedUntil atomic.Int64
+	done        atomic.Int64
+	bytes       atomic.Int64
+	rows        atomic.Int64
 
 	mu  sync.Mutex
 	sum Summary
 }
 
-func (p *progress) listed(key string, known bool) {
+// listedOne counts a snapshot the lister found, fetched at t.
+func (p *progress) listedOne(t time.Time) {
+	p.total.Add(1)
+	p.listedUntil.Store(t.Unix())
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.sum.Listed++
-	if known {
-		p.sum.Skipped++
-		p.sum.LastKey = max(p.sum.LastKey, key)
-		p.done.Add(1)
-	}
+}
+
+// listingDone says the total is final.
+func (p *progress) listingDone() { p.listed.Store(true) }
+
+// skipped counts a listed snapshot the ledger already holds.
+func (p *progress) skipped(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sum.Skipped++
+	p.sum.LastKey = max(p.sum.LastKey, key)
+	p.done.Add(1)
 }
 
 func (p *progress) failed(string) {

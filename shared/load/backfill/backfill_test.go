@@ -9,9 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/parking-newtaipei/parking-newtaipei/internal/awstest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/dbtest"
 	"github.com/parking-newtaipei/parking-newtaipei/internal/snapshottest"
+	"github.com/parking-newtaipei/parking-newtaipei/reliability"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/load/backfill"
@@ -30,7 +34,7 @@ const (
 	interval = 15 * time.Minute // 40 snapshots: 10 hours, two UTC days
 )
 
-func fileStore(t *testing.T) store.Store {
+func fileStore(t testing.TB) store.Store {
 	t.Helper()
 	st, err := filestore.Open(t.TempDir())
 	if err != nil {
@@ -45,7 +49,7 @@ func s3Store(t *testing.T) store.Store {
 	return s3store.New(client, bucket, "snapshots").WithPageSize(7) // small pages: paging is exercised
 }
 
-func openDB(t *testing.T, path string) *sqlite.DB {
+func openDB(t testing.TB, path string) *sqlite.DB {
 	t.Helper()
 	db, err := sqlite.Open(context.Background(), path, sqlite.Options{})
 	if err != nil {
@@ -219,5 +223,63 @@ func TestProgressBar(t *testing.T) {
 	}
 	if backfill.IsTerminal(&out) {
 		t.Error("a buffer is not a terminal")
+	}
+}
+
+// TestEmptyDecadeOnS3CostsAFewRequests: a backfill or reconcile over ten
+// years of which the bucket holds one day lists each dataset once from the
+// range's start (StartAfter) and stops past its end. Counted on the wire,
+// through a proxy in front of the S3 test server: the day-by-day listing
+// it replaces made two LIST requests per day, 7,300 for the decade.
+func TestEmptyDecadeOnS3CostsAFewRequests(t *testing.T) {
+	ctx := context.Background()
+	client, bucket := awstest.S3(t)
+	srv := awstest.S3Endpoint(t)
+	px, err := reliability.NewProxy(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	counted := s3.NewFromConfig(awstest.Config(t, srv.AccessKey, srv.SecretKey), func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(px.URL)
+		o.UsePathStyle = true
+	})
+	if err := snapshottest.Month(ctx, s3store.New(client, bucket, "snapshots"), start, n, interval, 4); err != nil {
+		t.Fatal(err)
+	}
+	st := s3store.New(counted, bucket, "snapshots")
+	requests := func(since int) (lists, others int) {
+		for _, r := range px.Requests()[since:] {
+			if strings.Contains(r.Query, "list-type=2") {
+				lists++
+			} else {
+				others++
+			}
+		}
+		return lists, others
+	}
+
+	path := filepath.Join(t.TempDir(), "parking.db")
+	decade := []struct {
+		name     string
+		from, to time.Time
+		applied  int
+	}{
+		{"an empty decade before", start.AddDate(-10, 0, 0), start, 0},
+		{"an empty decade after", start.AddDate(0, 1, 0), start.AddDate(10, 1, 0), 0},
+		{"a decade holding one day", start.AddDate(-5, 0, 0), start.AddDate(5, 0, 0), n + 2},
+	}
+	for _, d := range decade {
+		before := len(px.Requests())
+		s := run(t, st, path, backfill.Config{}, d.from, d.to)
+		lists, others := requests(before)
+		if s.Applied != d.applied {
+			t.Errorf("%s: %d applied, want %d", d.name, s.Applied, d.applied)
+		}
+		// One LIST per dataset and per 1,000 keys; a GET per snapshot applied.
+		if lists > 2*(1+(n+2)/1000) || others != d.applied || lists+others >= 10+d.applied {
+			t.Errorf("%s: %d LIST and %d other requests, want at most 2 LIST and a GET per snapshot applied", d.name, lists, others)
+		}
+		t.Logf("%s: %d LIST requests, %d GET requests, %d applied", d.name, lists, others, s.Applied)
 	}
 }

@@ -54,42 +54,56 @@ func (b *Backfill) report(ctx context.Context, p *progress) (stop func()) {
 
 // draw shows progress: a bar on a terminal, a log line otherwise (the final
 // state is left to the summary line).
+//
+// The total is what the lister has found so far: exact once the listing has
+// ended (it runs ahead, so soon), "at least" before, when no ETA is shown
+// rather than a guess.
 func (b *Backfill) draw(ctx context.Context, p *progress, final bool) {
-	total, done := p.total.Load(), p.done.Load()
+	total, done, listed := p.total.Load(), p.done.Load(), p.listed.Load()
 	elapsed := p.now().Sub(p.start)
 	rate := 0.0
 	if elapsed > 0 {
 		rate = float64(done) / elapsed.Seconds()
 	}
-	var eta time.Duration
-	if rate > 0 && total > done {
-		eta = time.Duration(float64(total-done) / rate * float64(time.Second))
+	eta := "after the listing"
+	if listed {
+		var d time.Duration
+		if rate > 0 && total > done {
+			d = time.Duration(float64(total-done) / rate * float64(time.Second))
+		}
+		eta = d.Round(time.Second).String()
 	}
 	if !b.cfg.Terminal {
 		if !final {
-			b.log.InfoContext(ctx, "backfill progress", "done", done, "total", total,
+			b.log.InfoContext(ctx, "backfill progress", "done", done, "total", total, "total_final", listed,
+				"listed_until", time.Unix(p.listedUntil.Load(), 0).UTC().Format(time.RFC3339),
 				"snapshots_per_second", round1(rate), "rows", p.rows.Load(),
-				"elapsed", elapsed.Round(time.Second).String(), "eta", eta.Round(time.Second).String())
+				"elapsed", elapsed.Round(time.Second).String(), "eta", eta)
 		}
 		return
 	}
-	fmt.Fprint(b.cfg.Progress, "\r"+bar(done, total, rate, elapsed, eta))
+	fmt.Fprint(b.cfg.Progress, "\r"+bar(done, total, listed, rate, elapsed, eta))
 	if final {
 		fmt.Fprintln(b.cfg.Progress)
 	}
 }
 
-// bar renders "[#####.....]  512/8640  5.9%  96.1/s  elapsed 5s  ETA 1m25s".
-func bar(done, total int64, rate float64, elapsed, eta time.Duration) string {
+// bar renders "[#####.....]  512/8640  5.9%  96.1/s  elapsed 5s  ETA 1m25s",
+// or, while the listing goes on, "512/≥8640 ... ETA after the listing".
+func bar(done, total int64, final bool, rate float64, elapsed time.Duration, eta string) string {
 	const width = 30
 	frac := 1.0
 	if total > 0 {
 		frac = min(float64(done)/float64(total), 1)
 	}
 	filled := int(frac * width)
-	return fmt.Sprintf("[%s%s] %d/%d %5.1f%% %7.1f/s elapsed %s ETA %s ",
-		strings.Repeat("#", filled), strings.Repeat(".", width-filled), done, total, frac*100, rate,
-		elapsed.Round(time.Second), eta.Round(time.Second))
+	atLeast := ""
+	if !final {
+		atLeast = "≥"
+	}
+	return fmt.Sprintf("[%s%s] %d/%s%d %5.1f%% %7.1f/s elapsed %s ETA %s ",
+		strings.Repeat("#", filled), strings.Repeat(".", width-filled), done, atLeast, total, frac*100, rate,
+		elapsed.Round(time.Second), eta)
 }
 
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
