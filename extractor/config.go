@@ -6,7 +6,7 @@ import (
 	"net/url"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/redact"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/ops/redact"
 )
 
 // Config is the extractor's configuration, from flags and the environment.

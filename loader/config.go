@@ -11,8 +11,8 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/cli"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/export/publish"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/ops/redact"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/queue"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/redact"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/web/livemap"
 )

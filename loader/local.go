@@ -14,8 +14,8 @@ import (
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/ops/healthping"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/ops/redact"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/ops/schedule"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/redact"
 )
 
 // runLocal runs the whole pipeline in one process with no AWS account: the

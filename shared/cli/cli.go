@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/redact"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/ops/redact"
 )
 
 // Exit codes, the same as the original project's.

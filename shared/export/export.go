@@ -14,7 +14,7 @@ import (
 	"math"
 	"strconv"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/atomicfile"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/internal/atomicfile"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/sqlite"
 )
 

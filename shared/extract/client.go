@@ -39,7 +39,7 @@ import (
 
 	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/redact"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/ops/redact"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 )
 

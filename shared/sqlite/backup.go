@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/atomicfile"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/internal/atomicfile"
 )
 
 // Backup writes a consistent copy of the database to dest through SQLite

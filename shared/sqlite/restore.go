@@ -43,8 +43,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/atomicfile"
-	"github.com/parking-newtaipei/parking-newtaipei/shared/ctxio"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/internal/atomicfile"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/internal/ctxio"
 )
 
 // RestoreOptions configure Restore.

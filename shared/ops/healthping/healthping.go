@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/redact"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/ops/redact"
 )
 
 // Pinger sends pings. The zero value is usable.

@@ -11,7 +11,7 @@ import (
 	"os"
 	"path"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/ctxio"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/internal/ctxio"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/store"
 )

@@ -7,7 +7,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/parking-newtaipei/parking-newtaipei/shared/ctxio"
+	"github.com/parking-newtaipei/parking-newtaipei/shared/internal/ctxio"
 )
 
 // A copy reads while the context is live and stops, with its error, once
