@@ -313,7 +313,7 @@ func (c *Client) get(ctx context.Context, u string, d feed.Dataset, f feed.Forma
 			return snapshot.Response{}, Rows{}, err
 		}
 		wait := c.backoff(attempt, retryAfter)
-		c.cfg.Logger.Warn("fetch retry", "url", u, "attempt", attempt+1, "wait", wait, "err", err.Error())
+		c.cfg.Logger.Warn("fetch retry", "url", u, "attempt", attempt+1, "wait", wait.String(), "err", err.Error())
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

@@ -207,12 +207,20 @@ func Run(ctx context.Context, cfg Config) error {
 	// taking work", not "abandon the batch in hand".
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
+	stopping := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
+		defer close(stopping)
 		cfg.Logger.Info("stopping: finishing the current batch", "deadline", cfg.ShutdownTimeout.String())
 		t := cfg.Clock.AfterFunc(cfg.ShutdownTimeout, cancelWork)
 		context.AfterFunc(work, func() { t.Stop() })
 	})
-	defer stop()
+	// Once started, the stop's goroutine is waited for, so that its log line
+	// comes before whatever the caller logs after Run.
+	defer func() {
+		if !stop() {
+			<-stopping
+		}
+	}()
 
 	c := &consumer{cfg: cfg, log: cfg.Logger}
 	poll := cfg.Queue.Polling()

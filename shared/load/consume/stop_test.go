@@ -75,6 +75,11 @@ func TestStopInterruptsAnIdleLongPoll(t *testing.T) {
 	if !strings.Contains(e.logs.String(), "the long poll was interrupted") {
 		t.Errorf("the log does not say the poll was interrupted:\n%s", e.logs)
 	}
+	// Logged before Run returned, so never after what its caller logs next
+	// ("local pipeline stopped" used to come first).
+	if !strings.Contains(e.logs.String(), "stopping: finishing the current batch") {
+		t.Errorf("Run returned before logging its stop:\n%s", e.logs)
+	}
 }
 
 // A drain stops as soon as a receive finds the queue empty: on the local
