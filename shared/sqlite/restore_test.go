@@ -325,26 +325,7 @@ func TestRestoreOverAKilledSharedLoaderCheckpointsItsWAL(t *testing.T) {
 	if got := countAlone(t, dest); got == 7 {
 		t.Fatal("the killed loader's 7 lots are in the main file already: the test needs them only in its WAL")
 	}
-	backup := filepath.Join(t.TempDir(), "b.db")
-	writeDB(t, backup, 5)
-
-	res, err := Restore(context.Background(), backup, dest, RestoreOptions{Now: func() time.Time { return restoreNow }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	aside := at0405(dest)
-	if want := []string{aside}; strings.Join(res.Kept, " ") != strings.Join(want, " ") {
-		t.Errorf("kept %v, want %v", res.Kept, want)
-	}
-	if extra := leftovers(t, dir, "parking.db", lockFile, filepath.Base(aside)); len(extra) > 0 {
-		t.Errorf("files left behind: %v", extra)
-	}
-	if got := countAlone(t, aside); got != 7 {
-		t.Errorf("the replaced file alone has %d lots, want the 7 the killed loader committed", got)
-	}
-	if got := rawCount(t, dest); got != 5 {
-		t.Errorf("restored database has %d lots, want 5", got)
-	}
+	restoreFiveOver(t, dir, dest, 7, "the 7 the killed loader committed")
 }
 
 // A hot journal left by a killed writer is rolled back into the old file
@@ -357,9 +338,16 @@ func TestRestoreOverAHotJournalRollsItBackIntoTheOldFile(t *testing.T) {
 	if got := countAlone(t, dest); got == 300 {
 		t.Fatal("the main file alone is not torn: the journal is not hot")
 	}
+	restoreFiveOver(t, dir, dest, 300, "the 300 its journal rolls back to")
+}
+
+// restoreFiveOver restores a backup of 5 lots over dest (in dir) and checks
+// that the old file went aside alone, settled, with wantAside lots, and
+// that nothing else is left beside the restored file.
+func restoreFiveOver(t *testing.T, dir, dest string, wantAside int, why string) {
+	t.Helper()
 	backup := filepath.Join(t.TempDir(), "b.db")
 	writeDB(t, backup, 5)
-
 	res, err := Restore(context.Background(), backup, dest, RestoreOptions{Now: func() time.Time { return restoreNow }})
 	if err != nil {
 		t.Fatal(err)
@@ -374,8 +362,8 @@ func TestRestoreOverAHotJournalRollsItBackIntoTheOldFile(t *testing.T) {
 	if got := rawCount(t, dest); got != 5 {
 		t.Errorf("restored database has %d lots, want 5", got)
 	}
-	if got := countAlone(t, aside); got != 300 {
-		t.Errorf("the replaced file alone has %d lots, want the 300 its journal rolls back to", got)
+	if got := countAlone(t, aside); got != wantAside {
+		t.Errorf("the replaced file alone has %d lots, want %s", got, why)
 	}
 }
 

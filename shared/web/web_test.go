@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/extract"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
@@ -190,38 +191,25 @@ func TestEndpointsBeforeAndAfterTheFirstApply(t *testing.T) {
 	}
 }
 
-// clock is a settable clock shared by the registry and the server.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func TestHealthzFailsWhenTheLoopIsSilent(t *testing.T) {
-	c := &clock{t: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}
-	reg := metrics.New(c.now)
+	c := clock.NewFake(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC))
+	reg := metrics.New(c.Now)
 	window := web.LiveWindow(20 * time.Second)
 	if window != 70*time.Second {
 		t.Errorf("LiveWindow(20s) = %s", window)
 	}
-	srv := web.New(web.Config{Addr: "127.0.0.1:0", Metrics: reg, LiveWithin: window, Now: c.now})
+	srv := web.New(web.Config{Addr: "127.0.0.1:0", Metrics: reg, LiveWithin: window, Now: c.Now})
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Shutdown(context.Background())
 	addr := srv.Addr()
 
-	c.add(window)
+	c.Advance(window)
 	if code, _ := get(t, addr, "/healthz"); code != 200 {
 		t.Errorf("at the limit: %d", code)
 	}
-	c.add(time.Second)
+	c.Advance(time.Second)
 	code, body := get(t, addr, "/healthz")
 	if code != 503 || !strings.Contains(body, "silent") {
 		t.Errorf("silent loop: %d %q", code, body)
@@ -246,8 +234,8 @@ func TestHealthzFailsWhenTheLoopIsSilent(t *testing.T) {
 // /healthz answering 200 while it runs and for a full window after it ends;
 // the loop must then report again, as before.
 func TestHealthzStaysOKWhileMaintenanceRuns(t *testing.T) {
-	c := &clock{t: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}
-	reg := metrics.New(c.now)
+	c := clock.NewFake(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC))
+	reg := metrics.New(c.Now)
 	window := web.LiveWindow(20 * time.Second)
 	var (
 		mu    sync.Mutex
@@ -259,11 +247,11 @@ func TestHealthzStaysOKWhileMaintenanceRuns(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		if what != "" && w == "" {
-			ended = c.now()
+			ended = c.Now()
 		}
 		what = w
 	}
-	srv := web.New(web.Config{Addr: "127.0.0.1:0", Metrics: reg, LiveWithin: window, Now: c.now, Busy: busy})
+	srv := web.New(web.Config{Addr: "127.0.0.1:0", Metrics: reg, LiveWithin: window, Now: c.Now, Busy: busy})
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +259,7 @@ func TestHealthzStaysOKWhileMaintenanceRuns(t *testing.T) {
 	addr := srv.Addr()
 
 	set("backup")
-	c.add(10 * window)
+	c.Advance(10 * window)
 	code, body := get(t, addr, "/healthz")
 	if code != 200 || !strings.Contains(body, "backup") {
 		t.Errorf("during a backup ten windows long: %d %q, want 200 naming the backup", code, body)
@@ -280,11 +268,11 @@ func TestHealthzStaysOKWhileMaintenanceRuns(t *testing.T) {
 		t.Errorf("the container health check fails during maintenance: %v", err)
 	}
 	set("")
-	c.add(window)
+	c.Advance(window)
 	if code, _ := get(t, addr, "/healthz"); code != 200 {
 		t.Errorf("one window after the backup ended: %d, want 200", code)
 	}
-	c.add(time.Second)
+	c.Advance(time.Second)
 	if code, _ := get(t, addr, "/healthz"); code != 503 {
 		t.Errorf("a silent loop after the backup: %d, want 503", code)
 	}

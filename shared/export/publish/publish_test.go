@@ -123,19 +123,6 @@ func (r *recorder) last(t *testing.T, key string) put {
 	return put{}
 }
 
-// fakeClock is the publisher's clock; it moves only when the test says.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // timers hands out timers that fire only when the test fires them, and
 // reports each one asked for.
 type timers struct {
@@ -210,7 +197,7 @@ type env struct {
 	db      *sqlite.DB
 	dir     string
 	dest    *recorder
-	clock   *fakeClock
+	clock   *clock.Fake
 	timers  *timers
 	metrics *recMetrics
 	backoff []int // the n of every Backoff call
@@ -224,7 +211,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	e := &env{t: t, db: db, dir: filepath.Join(t.TempDir(), "public"), clock: &fakeClock{t: now},
+	e := &env{t: t, db: db, dir: filepath.Join(t.TempDir(), "public"), clock: clock.NewFake(now),
 		timers:  &timers{asked: make(chan time.Duration, 100)},
 		metrics: &recMetrics{succeeded: map[string]int{}, failed: map[string]int{}, failedNotification: make(chan string, 100)}}
 	e.dest = e.newDest()
@@ -536,7 +523,7 @@ func TestFailingDestinationRetriesWithBackoff(t *testing.T) {
 		}
 	}
 	backoffs(time.Second)
-	e.clock.add(10 * time.Minute)
+	e.clock.Advance(10 * time.Minute)
 	p.Notify(e.apply(feed.Availability, november.Add(time.Hour), 77))
 	if got := e.metrics.oldestPending(); !got.Equal(now) {
 		t.Errorf("oldest pending change = %v, want the start %v", got, now)
@@ -584,10 +571,10 @@ func TestDatabaseCopies(t *testing.T) {
 	p.Start(context.Background())
 	e.wait(KeyDB)
 	// The next copy is due in an hour: the bulk worker waits for its timer.
-	e.clock.add(time.Hour)
+	e.clock.Advance(time.Hour)
 	p.Notify(e.apply(feed.Availability, november.Add(2*time.Hour), 5)) // wakes the worker
 	e.wait(KeyDB)
-	e.clock.add(24 * time.Hour) // the next Taipei day
+	e.clock.Advance(24 * time.Hour) // the next Taipei day
 	e.timers.fire()
 	e.wait(KeyDB)
 	e.close(p) // and a last copy at the stop

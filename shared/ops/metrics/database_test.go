@@ -68,13 +68,13 @@ func failingGauge(t *testing.T, r *metrics.Registry) string {
 // that is 1 for every interval in which it failed, however briefly.
 func TestDatabaseFailing(t *testing.T) {
 	c := newClock()
-	r := metrics.New(c.now)
+	r := metrics.New(c.Now)
 	if g, v := failingGauge(t, r), databaseLine(t, r); g != "0" || v != 0 {
 		t.Fatalf("healthy: gauge %s, EMF %v; want 0, 0", g, v)
 	}
 	full := errors.New("apply k: database or disk is full")
 	r.Observe(consume.Event{Kind: consume.DatabaseFailing, N: 10, Err: full})
-	c.add(15 * time.Second)
+	c.Advance(15 * time.Second)
 	r.Observe(consume.Event{Kind: consume.DatabaseFailing, N: 10, Err: full})
 	if g, v := failingGauge(t, r), databaseLine(t, r); g != "1" || v != 1 {
 		t.Fatalf("failing: gauge %s, EMF %v; want 1, 1", g, v)

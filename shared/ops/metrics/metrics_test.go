@@ -11,26 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parking-newtaipei/parking-newtaipei/shared/clock"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/feed"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/load/consume"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/ops/metrics"
 	"github.com/parking-newtaipei/parking-newtaipei/shared/snapshot"
 )
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)} }
+func newClock() *clock.Fake { return clock.NewFake(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)) }
 
 func applied(d feed.Dataset, o snapshot.Outcome, changed int, dur time.Duration) consume.Event {
 	return consume.Event{Kind: consume.Applied, Dataset: d, Duration: dur,
@@ -40,7 +28,7 @@ func applied(d feed.Dataset, o snapshot.Outcome, changed int, dur time.Duration)
 // sequence feeds a registry a known sequence: one batch of three snapshots
 // (lots applied, availability applied, availability refused), a retry, a
 // dead letter, and a second batch with a duplicate and a redelivery.
-func sequence(t *testing.T, r *metrics.Registry, c *clock) {
+func sequence(t *testing.T, r *metrics.Registry, c *clock.Fake) {
 	t.Helper()
 	r.Observe(consume.Event{Kind: consume.Polled, N: 5})
 	r.Observe(consume.Event{Kind: consume.Received, N: 5})
@@ -54,7 +42,7 @@ func sequence(t *testing.T, r *metrics.Registry, c *clock) {
 	r.Observe(consume.Event{Kind: consume.Retried, Dataset: feed.Availability})
 	r.Observe(consume.Event{Kind: consume.DeadLettered, Dataset: feed.Lots})
 	r.Observe(consume.Event{Kind: consume.Deleted, N: 3})
-	c.add(90 * time.Second)
+	c.Advance(90 * time.Second)
 	r.Observe(consume.Event{Kind: consume.Received, N: 2})
 	dup := applied(feed.Availability, snapshot.Duplicate, 0, 2*time.Millisecond)
 	again := applied(feed.Lots, snapshot.Applied, 0, 2*time.Millisecond)
@@ -63,12 +51,12 @@ func sequence(t *testing.T, r *metrics.Registry, c *clock) {
 	r.Observe(again)
 	r.Observe(consume.Event{Kind: consume.Committed, N: 2, Duration: 4 * time.Millisecond})
 	r.Observe(consume.Event{Kind: consume.Deleted, N: 2})
-	c.add(30 * time.Second)
+	c.Advance(30 * time.Second)
 }
 
 func TestPrometheusAfterAKnownSequence(t *testing.T) {
 	c := newClock()
-	r := metrics.New(c.now)
+	r := metrics.New(c.Now)
 	sequence(t, r, c)
 	var buf bytes.Buffer
 	if err := r.WritePrometheus(&buf); err != nil {
@@ -126,7 +114,7 @@ func TestPrometheusAfterAKnownSequence(t *testing.T) {
 
 func TestPrometheusBeforeAnything(t *testing.T) {
 	c := newClock()
-	r := metrics.New(c.now)
+	r := metrics.New(c.Now)
 	var buf bytes.Buffer
 	if err := r.WritePrometheus(&buf); err != nil {
 		t.Fatal(err)
@@ -140,7 +128,7 @@ func TestPrometheusBeforeAnything(t *testing.T) {
 		t.Error("no apply yet: the staleness gauge must be absent, not 0")
 	}
 	// Seeded from the ledger at start-up.
-	r.SetLastApplied(feed.Availability, c.now().Add(-10*time.Minute))
+	r.SetLastApplied(feed.Availability, c.Now().Add(-10*time.Minute))
 	buf.Reset()
 	_ = r.WritePrometheus(&buf)
 	if v := samples(t, buf.String())[`parking_seconds_since_last_apply{dataset="availability"}`]; v != "600" {
@@ -150,12 +138,12 @@ func TestPrometheusBeforeAnything(t *testing.T) {
 
 func TestLastActivity(t *testing.T) {
 	c := newClock()
-	r := metrics.New(c.now)
-	start := c.now()
+	r := metrics.New(c.Now)
+	start := c.Now()
 	if !r.LastActivity().Equal(start) {
 		t.Error("a new registry counts as active now")
 	}
-	c.add(time.Minute)
+	c.Advance(time.Minute)
 	r.Observe(consume.Event{Kind: consume.Polled})
 	if !r.LastActivity().Equal(start.Add(time.Minute)) {
 		t.Error("a poll is activity")
@@ -216,7 +204,7 @@ func parseEMF(t *testing.T, out string) []map[string]any {
 
 func TestEMF(t *testing.T) {
 	c := newClock()
-	r := metrics.New(c.now)
+	r := metrics.New(c.Now)
 
 	// Before anything: the periodic line reports zero for both datasets.
 	var buf bytes.Buffer
@@ -242,7 +230,7 @@ func TestEMF(t *testing.T) {
 	// After applies: the line after the commit reports them, for the datasets concerned only.
 	r.Observe(applied(feed.Availability, snapshot.Applied, 850, 200*time.Millisecond))
 	r.Observe(applied(feed.Availability, snapshot.Refused, 0, 100*time.Millisecond))
-	c.add(5 * time.Second)
+	c.Advance(5 * time.Second)
 	buf.Reset()
 	if err := r.WriteEMF(&buf, false); err != nil {
 		t.Fatal(err)
@@ -260,7 +248,7 @@ func TestEMF(t *testing.T) {
 
 	// The next periodic line starts from zero again (counts are reported once),
 	// while the staleness keeps growing.
-	c.add(time.Minute)
+	c.Advance(time.Minute)
 	buf.Reset()
 	_ = r.WriteEMF(&buf, true)
 	docs = parseEMF(t, buf.String())
@@ -334,7 +322,7 @@ func samples(t *testing.T, text string) map[string]string {
 // and is not a zero-second apply.
 func TestResultWithoutDurationIsCountedNotTimed(t *testing.T) {
 	c := newClock()
-	r := metrics.New(c.now)
+	r := metrics.New(c.Now)
 	r.Observe(applied(feed.Lots, snapshot.Refused, 0, 0))
 	var prom, emf bytes.Buffer
 	if err := r.WritePrometheus(&prom); err != nil {

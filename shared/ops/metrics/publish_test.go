@@ -13,7 +13,7 @@ import (
 
 func TestPublishMetrics(t *testing.T) {
 	c := newClock()
-	r := metrics.New(c.now)
+	r := metrics.New(c.Now)
 	render := func() (string, map[string]string) {
 		var buf bytes.Buffer
 		if err := r.WritePrometheus(&buf); err != nil {
@@ -35,10 +35,10 @@ func TestPublishMetrics(t *testing.T) {
 		}
 	}
 
-	r.PublishPending(c.now())
+	r.PublishPending(c.Now())
 	r.PublishFailed("availability.json")
 	r.PublishFailed("availability.json")
-	c.add(90 * time.Second)
+	c.Advance(90 * time.Second)
 	r.PublishSucceeded("availability.json", 1234)
 	r.PublishSucceeded("availability.json", 1000)
 	_, got = render()
@@ -61,7 +61,7 @@ func TestPublishMetrics(t *testing.T) {
 
 func TestPublishEMF(t *testing.T) {
 	c := newClock()
-	r := metrics.New(c.now)
+	r := metrics.New(c.Now)
 	lines := func(all bool) []map[string]any {
 		var buf bytes.Buffer
 		if err := r.WriteEMF(&buf, all); err != nil {
@@ -86,9 +86,9 @@ func TestPublishEMF(t *testing.T) {
 		t.Fatalf("publication line without publication: %v", got)
 	}
 	r.PublishStarted([]string{"parking.db"})
-	r.PublishPending(c.now())
+	r.PublishPending(c.Now())
 	r.PublishFailed("parking.db")
-	c.add(2 * time.Minute)
+	c.Advance(2 * time.Minute)
 	got := lines(false)
 	if len(got) != 1 {
 		t.Fatalf("%d publication lines after a failure, want 1", len(got))
