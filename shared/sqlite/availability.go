@@ -180,8 +180,9 @@ func appendLatest(dst []any, o observation, t int64, ts string) []any {
 	return append(dst, o.id, v, o.raw, ts, t)
 }
 
-// moveLatest moves availability_latest forward to the given rows (latestArgs,
-// concatenated). Forward only: a late older snapshot never overwrites a newer
+// moveLatest moves availability_latest forward to the given rows
+// (appendLatest's arguments, concatenated), in SQL: the apply's cache
+// (latest.go) decides first, a retraction relies on this alone. Forward only: a late older snapshot never overwrites a newer
 // value. At the same second, a known value beats unknown and the larger one
 // wins; then the raw text decides, so any arrival order gives one answer.
 func (a *applier) moveLatest(ctx context.Context, args []any) (int, error) {

@@ -168,15 +168,8 @@ func (a *applier) flushLatest(ctx context.Context) error {
 	}
 	// The order is the one newer decides, stated again in SQL: whatever the
 	// cache holds, a row never moves backwards.
-	_, err := a.execChunked(ctx, "INSERT INTO availability_latest (parking_id, available_car, raw, observed_at, observed_unix) VALUES ",
-		` ON CONFLICT (parking_id) DO UPDATE SET available_car = excluded.available_car, raw = excluded.raw,
-			observed_at = excluded.observed_at, observed_unix = excluded.observed_unix
-		WHERE (excluded.observed_unix, coalesce(excluded.available_car, -1), excluded.raw)
-		    > (observed_unix, coalesce(available_car, -1), raw)`, 5, args)
-	if err != nil {
-		return fmt.Errorf("update latest values: %w", err)
-	}
-	return nil
+	_, err := a.moveLatest(ctx, args)
+	return err
 }
 
 // committedLatestRows tells the cache what a committed transaction wrote.
