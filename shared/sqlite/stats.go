@@ -100,6 +100,17 @@ type RejectionEntry struct {
 	At        string `json:"at"`
 }
 
+// refusedByDataset counts the refused snapshots through the partial index
+// snapshots_refused, as many rows as refusals: left to itself, SQLite groups
+// by dataset along snapshots_dataset_fetched, reading the whole ledger (50 ms
+// at a year, 100,000 rows a year).
+const refusedByDataset = `SELECT dataset, count(*) FROM snapshots INDEXED BY snapshots_refused
+	WHERE outcome = 'refused' AND key NOT IN (SELECT key FROM retractions) GROUP BY dataset`
+
+// refusedLatest lists the newest refusals, along the same index.
+const refusedLatest = `SELECT key, dataset, fetched_at, applied_at, reason FROM snapshots
+	WHERE outcome = 'refused' AND key NOT IN (SELECT key FROM retractions) ORDER BY applied_at DESC, key DESC LIMIT ?`
+
 // statsLatest is how many refused snapshots and rejections Stats lists.
 const statsLatest = 5
 
@@ -167,14 +178,12 @@ func (db *DB) stats(ctx context.Context, full bool) (Stats, error) {
 		s.Datasets = append(s.Datasets, ds)
 	}
 
-	// Through the partial index snapshots_refused: as many rows as refusals.
-	const refused = "outcome = 'refused' AND key NOT IN (SELECT key FROM retractions)"
 	type count struct {
 		dataset string
 		n       int
 	}
 	counts, err := queryAll(ctx, c, func(r *sql.Rows, e *count) error { return r.Scan(&e.dataset, &e.n) },
-		"SELECT dataset, count(*) FROM snapshots WHERE "+refused+" GROUP BY dataset")
+		refusedByDataset)
 	if err != nil {
 		return s, fmt.Errorf("stats refused: %w", err)
 	}
@@ -187,8 +196,7 @@ func (db *DB) stats(ctx context.Context, full bool) (Stats, error) {
 	}
 	if s.Refused.Latest, err = queryAll(ctx, c, func(r *sql.Rows, e *LedgerEntry) error {
 		return r.Scan(&e.Key, &e.Dataset, &e.FetchedAt, &e.AppliedAt, &e.Reason)
-	}, `SELECT key, dataset, fetched_at, applied_at, reason FROM snapshots
-		WHERE `+refused+` ORDER BY applied_at DESC, key DESC LIMIT ?`, statsLatest); err != nil {
+	}, refusedLatest, statsLatest); err != nil {
 		return s, fmt.Errorf("stats refused: %w", err)
 	}
 

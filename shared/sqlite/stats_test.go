@@ -134,3 +134,17 @@ func BenchmarkApplyLots(b *testing.B) {
 	}
 	b.ReportMetric(float64(1400*b.N)/b.Elapsed().Seconds(), "rows/s")
 }
+
+// Stats reads the refused snapshots through the partial index
+// snapshots_refused, whose size is the refusals', never along an index of
+// the whole ledger (100,000 rows a year): left to itself SQLite grouped the
+// refusals by dataset along snapshots_dataset_fetched (50 ms at a year).
+func TestStatsReadsRefusalsThroughTheirIndex(t *testing.T) {
+	db := newDB(t)
+	for _, q := range []string{refusedByDataset, refusedLatest} {
+		plan := strings.Join(query(t, db, "EXPLAIN QUERY PLAN "+strings.Replace(q, "LIMIT ?", "LIMIT 5", 1)), "\n")
+		if !strings.Contains(plan, "USING INDEX snapshots_refused") || strings.Contains(plan, "snapshots_dataset_fetched") {
+			t.Errorf("plan of %s:\n%s\nwant it along snapshots_refused", q, plan)
+		}
+	}
+}
