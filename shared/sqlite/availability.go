@@ -149,8 +149,9 @@ func (a *applier) applyAvailability(ctx context.Context, x snapshot.Input, r *sn
 // observations reads a snapshot's rows as one observation per ID (the last
 // row of an ID wins), counting duplicate and empty IDs into q.
 func observations(rows []feed.AvailabilityRow, q *snapshot.Quality) []observation {
-	index := map[string]int{}
-	var obs []observation
+	// Sized up front: growing them was a fifth of a backfill's apply.
+	index := make(map[string]int, len(rows))
+	obs := make([]observation, 0, len(rows))
 	for _, row := range rows {
 		id := strings.TrimSpace(row.ID)
 		if id == "" {
