@@ -207,18 +207,27 @@ func Run(ctx context.Context, cfg Config) error {
 	// taking work", not "abandon the batch in hand".
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
+	var logStop sync.Once
+	logStopping := func() {
+		logStop.Do(func() {
+			cfg.Logger.Info("stopping: finishing the current batch", "deadline", cfg.ShutdownTimeout.String())
+		})
+	}
 	stopping := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		defer close(stopping)
-		cfg.Logger.Info("stopping: finishing the current batch", "deadline", cfg.ShutdownTimeout.String())
+		logStopping()
 		t := cfg.Clock.AfterFunc(cfg.ShutdownTimeout, cancelWork)
 		context.AfterFunc(work, func() { t.Stop() })
 	})
-	// Once started, the stop's goroutine is waited for, so that its log line
-	// comes before whatever the caller logs after Run.
+	// The stop is logged before Run returns, so before whatever the caller
+	// logs next: the goroutine AfterFunc started is waited for, and a loop
+	// that saw ctx done before AfterFunc fired (the two race) logs it here.
 	defer func() {
 		if !stop() {
 			<-stopping
+		} else if ctx.Err() != nil {
+			logStopping()
 		}
 	}()
 
