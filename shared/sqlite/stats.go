@@ -223,6 +223,7 @@ func (db *DB) stats(ctx context.Context, full bool) (Stats, error) {
 // querier is a connection or a transaction.
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // queryAll runs query and returns one T per row, each filled by scan.
@@ -245,22 +246,14 @@ func queryAll[T any](ctx context.Context, c querier, scan func(*sql.Rows, *T) er
 
 // months reads obs_months.
 func months(ctx context.Context, c *sql.Conn) ([]MonthStats, error) {
-	rows, err := c.QueryContext(ctx, "SELECT month, observations, lots, first_unix, last_unix FROM obs_months ORDER BY month")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []MonthStats
-	for rows.Next() {
-		var m MonthStats
+	return queryAll(ctx, c, func(r *sql.Rows, m *MonthStats) error {
 		var first, last int64
-		if err := rows.Scan(&m.Month, &m.Observations, &m.DistinctLots, &first, &last); err != nil {
-			return nil, err
+		if err := r.Scan(&m.Month, &m.Observations, &m.DistinctLots, &first, &last); err != nil {
+			return err
 		}
 		m.First, m.Last = formatUnix(first), formatUnix(last)
-		out = append(out, m)
-	}
-	return out, rows.Err()
+		return nil
+	}, "SELECT month, observations, lots, first_unix, last_unix FROM obs_months ORDER BY month")
 }
 
 // monthsFull computes the month figures from the observation tables, one
@@ -294,16 +287,11 @@ func monthsFull(ctx context.Context, c *sql.Conn) ([]MonthStats, error) {
 	return out, nil
 }
 
-// rowQuerier is a connection or a transaction.
-type rowQuerier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // monthFigures counts the observations of the Taipei month that starts at
 // start, from the tables, with the first and last fetch second. The overflow
 // table (empty in practice) holds other lots than the packed one, so the
 // distinct lots of the two add up.
-func monthFigures(ctx context.Context, c rowQuerier, start time.Time) (ms MonthStats, first, last int64, err error) {
+func monthFigures(ctx context.Context, c querier, start time.Time) (ms MonthStats, first, last int64, err error) {
 	next := start.AddDate(0, 1, 0)
 	ms.Month = start.Format("2006-01")
 	first, last = -1, -1

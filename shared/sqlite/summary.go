@@ -186,21 +186,14 @@ func (db *DB) monthLotSet(ctx context.Context, tx *sql.Tx, m string) (lotSet, er
 	if s, ok := db.monthLots[m]; ok {
 		return s, nil
 	}
-	rows, err := tx.QueryContext(ctx, "SELECT lot FROM obs_month_lots WHERE month = ?", m)
+	lots, err := queryAll(ctx, tx, func(r *sql.Rows, n *int64) error { return r.Scan(n) },
+		"SELECT lot FROM obs_month_lots WHERE month = ?", m)
 	if err != nil {
 		return nil, fmt.Errorf("read the lots of %s: %w", m, err)
 	}
-	defer rows.Close()
 	var s lotSet
-	for rows.Next() {
-		var n int64
-		if err := rows.Scan(&n); err != nil {
-			return nil, fmt.Errorf("read the lots of %s: %w", m, err)
-		}
+	for _, n := range lots {
 		s.add(n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read the lots of %s: %w", m, err)
 	}
 	// Only committed rows are read: flush runs once per month and
 	// transaction, before inserting any of the month's pairs.
